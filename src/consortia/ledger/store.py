@@ -1,0 +1,301 @@
+"""The block store, state and indexes in one SQLite database (WAL, synchronous=FULL).
+
+``commit`` writes a block, its transactions, their results, the notary record
+indexes and any new configuration in one database transaction: after a crash
+the block is there whole or not at all, and a transaction acknowledged as
+committed was fsynced before the acknowledgement (ADR 0002).
+
+Tables::
+
+    meta(key, value)                   genesis hash, chain id, configuration in force
+    blocks(height, hash, header, certificate, first_seq, tx_count, is_config)
+    txs(seq, txid, height, idx, type, status, code, envelope)   seq = global order
+    records(seq, business_id, category, business_time)           notary indexes
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from consortia.types.block import Block, Result, TxStatus
+from consortia.types.config import ChainConfig
+from consortia.types.errors import ChainCorrupted
+from consortia.types.tx import NotaryMeta, TxType
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (
+    height INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL UNIQUE,
+    header BLOB NOT NULL,
+    certificate BLOB NOT NULL,
+    first_seq INTEGER NOT NULL,
+    tx_count INTEGER NOT NULL,
+    is_config INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS txs (
+    seq INTEGER PRIMARY KEY,
+    txid BLOB NOT NULL UNIQUE,
+    height INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    type INTEGER NOT NULL,
+    status INTEGER NOT NULL,
+    code TEXT NOT NULL,
+    envelope BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS records (
+    seq INTEGER PRIMARY KEY,
+    business_id TEXT NOT NULL,
+    category TEXT NOT NULL,
+    business_time INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_by_bid ON records (business_id, seq);
+CREATE INDEX IF NOT EXISTS records_by_cat ON records (category, business_time, seq);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class BlockWrite:
+    """Everything one block adds to the store, prepared before the write transaction."""
+
+    block: Block
+    hash: bytes
+    txids: Sequence[bytes]
+    types: Sequence[TxType]
+    results: Sequence[Result]
+    records: Sequence[tuple[int, NotaryMeta]]
+    """(index in block, metadata) of each valid notary record."""
+    new_config: ChainConfig | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlock:
+    height: int
+    hash: bytes
+    header: bytes
+    certificate: bytes
+    first_seq: int
+    tx_count: int
+    is_config: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTx:
+    seq: int
+    txid: bytes
+    height: int
+    index: int
+    type: TxType
+    result: Result
+    envelope: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRow:
+    seq: int
+    txid: bytes
+    business_id: str
+    category: str
+    business_time_ms: int
+    height: int
+    index: int
+    type: TxType
+
+
+class LedgerStore:
+    """One node's ledger. Safe for one writer thread and concurrent readers."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._w = self._connect()
+        self._w.executescript(_SCHEMA)
+        self._r = self._connect()
+        self._wlock = threading.Lock()
+        self._rlock = threading.Lock()
+        self._height = -1
+        self._tx_total = 0
+        row = self._w.execute("SELECT MAX(height) FROM blocks").fetchone()
+        if row[0] is not None:
+            self._height = int(row[0])
+            self._tx_total = int(self._w.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM txs").fetchone()[0])
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                               timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=OFF")
+        conn.execute("PRAGMA cache_size=-65536")
+        return conn
+
+    def close(self) -> None:
+        with self._wlock, self._rlock:
+            self._r.close()
+            self._w.close()
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def height(self) -> int:
+        """Height of the last committed block (-1 for an empty store)."""
+        return self._height
+
+    @property
+    def tx_total(self) -> int:
+        return self._tx_total
+
+    def meta(self, key: str) -> bytes | None:
+        with self._rlock:
+            row = self._r.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def config_in_force(self) -> tuple[int, ChainConfig]:
+        raw, h = self.meta("config"), self.meta("config_height")
+        if raw is None or h is None:
+            raise ChainCorrupted("the store has no configuration in force")
+        return int(h.decode()), ChainConfig.decode(raw)
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def commit(self, w: BlockWrite) -> None:
+        hd = w.block.header
+        if hd.height != self._height + 1:
+            raise ChainCorrupted(f"commit of height {hd.height} after {self._height}")
+        first = self._tx_total + 1
+        with self._wlock:
+            c = self._w
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                c.execute("INSERT INTO blocks VALUES (?,?,?,?,?,?,?)",
+                          (hd.height, w.hash, w.block.header_bytes, w.block.certificate.encode(),
+                           first, hd.tx_count, int(w.new_config is not None or hd.height == 0)))
+                c.executemany("INSERT INTO txs VALUES (?,?,?,?,?,?,?,?)", [
+                    (first + i, w.txids[i], hd.height, i, int(w.types[i]),
+                     int(w.results[i].status), w.results[i].code, w.block.envelopes[i])
+                    for i in range(len(w.txids))])
+                c.executemany("INSERT INTO records VALUES (?,?,?,?)", [
+                    (first + i, m.business_id, m.category, m.business_time_ms)
+                    for i, m in w.records])
+                if w.new_config is not None:
+                    c.executemany("INSERT OR REPLACE INTO meta VALUES (?,?)", [
+                        ("config", w.new_config.encode()),
+                        ("config_height", str(hd.height).encode())])
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+        self._height = hd.height
+        self._tx_total = first + len(w.txids) - 1
+
+    def init_meta(self, items: dict[str, bytes]) -> None:
+        with self._wlock:
+            self._w.executemany("INSERT OR REPLACE INTO meta VALUES (?,?)", list(items.items()))
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def known_txids(self, ids: Iterable[bytes]) -> set[bytes]:
+        """Which of ``ids`` are already committed (the whole history, by unique index)."""
+        ids = list(ids)
+        found: set[bytes] = set()
+        with self._rlock:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                q = "SELECT txid FROM txs WHERE txid IN (%s)" % ",".join("?" * len(chunk))  # noqa: S608
+                found.update(bytes(r[0]) for r in self._r.execute(q, chunk))
+        return found
+
+    def block(self, height: int) -> StoredBlock | None:
+        with self._rlock:
+            row = self._r.execute("SELECT * FROM blocks WHERE height=?", (height,)).fetchone()
+        return None if row is None else _block(row)
+
+    def block_by_hash(self, block_hash: bytes) -> StoredBlock | None:
+        with self._rlock:
+            row = self._r.execute("SELECT * FROM blocks WHERE hash=?", (block_hash,)).fetchone()
+        return None if row is None else _block(row)
+
+    def blocks_desc(self, limit: int, before: int | None = None) -> list[StoredBlock]:
+        top = self._height if before is None else before - 1
+        with self._rlock:
+            rows = self._r.execute(
+                "SELECT * FROM blocks WHERE height<=? ORDER BY height DESC LIMIT ?",
+                (top, limit)).fetchall()
+        return [_block(r) for r in rows]
+
+    def block_txs(self, height: int) -> list[StoredTx]:
+        with self._rlock:
+            rows = self._r.execute("SELECT * FROM txs WHERE height=? ORDER BY seq",
+                                   (height,)).fetchall()
+        return [_tx(r) for r in rows]
+
+    def tx(self, txid: bytes) -> StoredTx | None:
+        with self._rlock:
+            row = self._r.execute("SELECT * FROM txs WHERE txid=?", (txid,)).fetchone()
+        return None if row is None else _tx(row)
+
+    def config_blocks(self, up_to: int) -> list[StoredBlock]:
+        """Configuration blocks after genesis up to height ``up_to``, in order."""
+        with self._rlock:
+            rows = self._r.execute(
+                "SELECT * FROM blocks WHERE is_config=1 AND height>0 AND height<=? "
+                "ORDER BY height", (up_to,)).fetchall()
+        return [_block(r) for r in rows]
+
+    _RECORD_SQL = ("SELECT r.seq, t.txid, r.business_id, r.category, r.business_time, t.height, "
+                   "t.idx, t.type FROM records r JOIN txs t ON t.seq = r.seq ")
+
+    def records_by_business_id(self, business_id: str, limit: int,
+                               after_seq: int = 0) -> list[RecordRow]:
+        with self._rlock:
+            rows = self._r.execute(
+                self._RECORD_SQL + "WHERE r.business_id=? AND r.seq>? ORDER BY r.seq LIMIT ?",
+                (business_id, after_seq, limit)).fetchall()
+        return [_record(r) for r in rows]
+
+    def records_by_category(self, category: str, from_ms: int, to_ms: int, limit: int,
+                            after: tuple[int, int] | None = None) -> list[RecordRow]:
+        """Records of ``category`` with business time in [from_ms, to_ms], in time order.
+
+        ``after`` is the (business_time, seq) of the last row of the previous page.
+        """
+        t0, s0 = after if after else (from_ms, -1)
+        with self._rlock:
+            rows = self._r.execute(
+                self._RECORD_SQL + "WHERE r.category=? AND r.business_time<=? AND "
+                "(r.business_time>? OR (r.business_time=? AND r.seq>?)) "
+                "ORDER BY r.business_time, r.seq LIMIT ?",
+                (category, to_ms, t0, t0, s0, limit)).fetchall()
+        return [_record(r) for r in rows]
+
+    def size_bytes(self) -> int:
+        total = 0
+        for suffix in ("", "-wal"):
+            p = Path(str(self.path) + suffix)
+            if p.exists():
+                total += p.stat().st_size
+        return total
+
+
+def _block(row: Sequence[object]) -> StoredBlock:
+    return StoredBlock(int(row[0]), bytes(row[1]), bytes(row[2]),  # type: ignore[call-overload]
+                       bytes(row[3]), int(row[4]), int(row[5]),  # type: ignore[call-overload]
+                       bool(row[6]))
+
+
+def _tx(row: Sequence[object]) -> StoredTx:
+    return StoredTx(int(row[0]), bytes(row[1]), int(row[2]), int(row[3]),  # type: ignore[call-overload]
+                    TxType(row[4]), Result(TxStatus(row[5]), str(row[6])),
+                    bytes(row[7]))  # type: ignore[call-overload]
+
+
+def _record(row: Sequence[object]) -> RecordRow:
+    return RecordRow(int(row[0]), bytes(row[1]), str(row[2]), str(row[3]),  # type: ignore[call-overload]
+                     int(row[4]), int(row[5]), int(row[6]), TxType(row[7]))  # type: ignore[call-overload]

@@ -1,0 +1,274 @@
+"""The node's transaction path in one asyncio loop: admit → pool → order → commit.
+
+Admission runs on a small thread pool (signature verification releases the
+GIL); ordering and the SQLite commit run on one dedicated thread, so the API
+keeps admitting while a block is written. A submitter asking to ``wait`` gets a
+future that resolves once its block is durably committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from consortia import __version__
+from consortia.consensus.solo import Solo
+from consortia.identity.keystore import FileKeystore
+from consortia.ledger.genesis import load_genesis
+from consortia.ledger.proof import build_proof
+from consortia.ledger.store import LedgerStore, StoredTx
+from consortia.node.chain import Chain, check_validator_identity
+from consortia.node.metrics import NodeMetrics
+from consortia.node.settings import NodeSettings
+from consortia.txpool.admission import Admission
+from consortia.txpool.pool import TxPool
+from consortia.types.block import Result
+from consortia.types.errors import ConsortiaError, Duplicate, NotFound
+from consortia.types.tx import Tx
+
+log = logging.getLogger("consortia.node")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class Receipt:
+    tx_id: bytes
+    status: str
+    """pending | committed | invalid"""
+    height: int | None = None
+    index: int | None = None
+    code: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tx_id": self.tx_id.hex(), "status": self.status, "height": self.height,
+                "index": self.index, "error": self.code or None}
+
+    @staticmethod
+    def of(row: StoredTx) -> Receipt:
+        return Receipt(row.txid, "committed" if row.result.code == "" else "invalid",
+                       row.height, row.index, row.result.code)
+
+
+class Node:
+    def __init__(self, settings: NodeSettings) -> None:
+        self.settings = settings
+        self.node_id = settings.node.id
+        self.metrics = NodeMetrics()
+        self.genesis = load_genesis(settings.resolve(settings.node.genesis))
+        ident = FileKeystore(settings.resolve(settings.identity.keystore)).load(
+            settings.identity.name, settings.passphrase())
+        check_validator_identity(self.genesis.config, self.node_id, ident.cert_der)
+        self.cert_der = ident.cert_der
+        data_dir = settings.resolve(settings.node.data_dir)
+        self.store = LedgerStore(data_dir / "ledger.sqlite3")
+        self.chain = Chain(self.store, self.genesis, ident.key)
+        self.admission = Admission(self.chain.suite, self.chain.config, now_ms)
+        self.pool = TxPool(settings.pool.max_txs, settings.pool.max_bytes)
+        self.solo = Solo(self.chain, self.node_id)
+        self._verify = ThreadPoolExecutor(settings.pool.verify_threads,
+                                          thread_name_prefix="verify")
+        self._commit = ThreadPoolExecutor(1, thread_name_prefix="commit")
+        self._waiters: dict[bytes, list[asyncio.Future[Receipt]]] = {}
+        self._arrived: asyncio.Event | None = None
+        self._first_arrival: float | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.started_ms = now_ms()
+        self.metrics.height.set(self.store.height)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._arrived = asyncio.Event()
+        self._task = asyncio.create_task(self._order_loop(), name="order-loop")
+        log.info("node %s serving chain %s at height %d", self.node_id, self.chain.chain_id,
+                 self.store.height)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._verify.shutdown(wait=True)
+        self._commit.shutdown(wait=True)
+        self.store.close()
+
+    # -- submission --------------------------------------------------------------------------
+
+    async def submit(self, raws: Sequence[bytes]) -> list[Tx | ConsortiaError]:
+        """Admit each raw envelope, or say why not; admitted ones are queued in order."""
+        loop = asyncio.get_running_loop()
+        chunk = max(1, -(-len(raws) // self.settings.pool.verify_threads))
+        parts = [raws[i:i + chunk] for i in range(0, len(raws), chunk)]
+        checked = await asyncio.gather(*[
+            loop.run_in_executor(self._verify, self._check_many, part) for part in parts])
+        results: list[Tx | ConsortiaError] = [r for part in checked for r in part]
+        fresh = [r for r in results if isinstance(r, Tx)]
+        known = self.store.known_txids([t.id for t in fresh]) if fresh else set()
+        for i, r in enumerate(results):
+            if not isinstance(r, Tx):
+                continue
+            try:
+                if r.id in known:
+                    raise Duplicate(f"transaction {r.id.hex()} is already committed")
+                self.pool.add(r)
+            except ConsortiaError as exc:
+                results[i] = exc
+        for r in results:
+            if isinstance(r, ConsortiaError):
+                self.metrics.tx_rejected.labels(r.code).inc()
+        admitted = len(results) - sum(isinstance(r, ConsortiaError) for r in results)
+        if admitted:
+            self.metrics.tx_admitted.inc(admitted)
+            self.metrics.pool_size.set(len(self.pool))
+            if self._first_arrival is None:
+                self._first_arrival = time.monotonic()
+            assert self._arrived is not None
+            self._arrived.set()
+        return results
+
+    def _check_many(self, raws: Sequence[bytes]) -> list[Tx | ConsortiaError]:
+        out: list[Tx | ConsortiaError] = []
+        for raw in raws:
+            try:
+                out.append(self.admission.check(raw))
+            except ConsortiaError as exc:
+                out.append(exc)
+        return out
+
+    async def wait_for(self, txids: Sequence[bytes], timeout: float) -> list[Receipt]:
+        """Receipts of ``txids`` once committed, or as they stand when ``timeout`` expires."""
+        loop = asyncio.get_running_loop()
+        futs: list[asyncio.Future[Receipt]] = []
+        for txid in txids:
+            fut: asyncio.Future[Receipt] = loop.create_future()
+            row = self.store.tx(txid) if not self.pool.contains(txid) else None
+            if row is not None:
+                fut.set_result(Receipt.of(row))
+            else:
+                self._waiters.setdefault(txid, []).append(fut)
+            futs.append(fut)
+        if futs:
+            await asyncio.wait(futs, timeout=timeout)
+        out = []
+        for txid, fut in zip(txids, futs, strict=True):
+            if fut.done():
+                out.append(fut.result())
+            else:
+                fut.cancel()
+                waiters = self._waiters.get(txid)
+                if waiters is not None and fut in waiters:
+                    waiters.remove(fut)
+                    if not waiters:
+                        del self._waiters[txid]
+                out.append(self.receipt(txid))
+        return out
+
+    def receipt(self, txid: bytes) -> Receipt:
+        row = self.store.tx(txid)
+        if row is not None:
+            return Receipt.of(row)
+        if self.pool.contains(txid):
+            return Receipt(txid, "pending")
+        raise NotFound(f"transaction {txid.hex()} is unknown to this node")
+
+    def proof(self, txid: bytes) -> bytes:
+        return build_proof(self.store, self.chain.suite, self.genesis.hash, txid)
+
+    # -- ordering ----------------------------------------------------------------------------
+
+    async def _order_loop(self) -> None:
+        assert self._arrived is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._arrived.wait()
+            limits = self.chain.config.limits
+            timeout = limits.batch_timeout_ms / 1000
+            while len(self.pool) < limits.max_block_txs:
+                assert self._first_arrival is not None
+                remaining = self._first_arrival + timeout - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._arrived.clear()
+                try:
+                    await asyncio.wait_for(self._arrived.wait(), remaining)
+                except TimeoutError:
+                    break
+            batch = self.pool.take_batch(limits.max_block_txs, limits.max_block_bytes)
+            if len(self.pool) == 0:
+                self._arrived.clear()
+                self._first_arrival = None
+            else:
+                self._first_arrival = time.monotonic()
+            if not batch:
+                continue
+            try:
+                results = await loop.run_in_executor(self._commit, self._order_and_commit, batch)
+            except Exception:
+                log.exception("failed to commit a block; stopping the ordering loop")
+                raise
+            finally:
+                self.pool.done([t.id for t in batch])
+            self.metrics.pool_size.set(len(self.pool))
+            self._notify(batch, results)
+
+    def _order_and_commit(self, batch: list[Tx]) -> tuple[int, list[Result]]:
+        t0 = time.perf_counter()
+        block, proposal = self.solo.order(batch, now_ms())
+        new_config = self.chain.commit(block, proposal)
+        if new_config is not None:
+            self.admission.reconfigure(new_config)
+        m = self.metrics
+        m.block_seconds.observe(time.perf_counter() - t0)
+        m.block_txs.observe(len(batch))
+        m.blocks.inc()
+        m.height.set(block.header.height)
+        results = proposal.artifacts.execution.results
+        invalid = sum(1 for r in results if r.code)
+        m.tx_committed.labels("valid").inc(len(batch) - invalid)
+        if invalid:
+            m.tx_committed.labels("invalid").inc(invalid)
+        return block.header.height, results
+
+    def _notify(self, batch: list[Tx], outcome: tuple[int, list[Result]]) -> None:
+        height, results = outcome
+        for i, tx in enumerate(batch):
+            waiters = self._waiters.pop(tx.id, None)
+            if waiters:
+                r = results[i]
+                receipt = Receipt(tx.id, "committed" if not r.code else "invalid", height, i,
+                                  r.code)
+                for fut in waiters:
+                    if not fut.done():
+                        fut.set_result(receipt)
+
+    # -- views -------------------------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        cfg = self.chain.config
+        member = self.chain.membership.identify(self.cert_der)
+        return {
+            "chain_id": cfg.chain_id,
+            "profile": str(cfg.profile),
+            "consensus": str(cfg.consensus),
+            "height": self.store.height,
+            "tx_count": self.store.tx_total,
+            "genesis_hash": self.genesis.hash.hex(),
+            "latest_hash": self.chain.last_hash.hex(),
+            "config_height": self.chain.config_height,
+            "validators": [{"id": v.id, "org_id": v.org_id} for v in cfg.validators],
+            "node": {"id": self.node_id, "org_id": member.org_id, "version": __version__,
+                     "role": str(member.role), "started_ms": self.started_ms},
+            "pool": {"transactions": len(self.pool), "bytes": self.pool.bytes,
+                     "in_flight": self.pool.inflight},
+            "config": cfg.summary(),
+        }

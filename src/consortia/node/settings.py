@@ -1,0 +1,98 @@
+"""Node configuration file (TOML), validated at start-up.
+
+Relative paths are resolved against the file's directory. There is no default
+passphrase: the validator key is opened with a passphrase read from a file
+(mode 0600 recommended) or from an environment variable.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from consortia.types.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NodeSection(_Strict):
+    id: str = Field(min_length=1, max_length=64)
+    data_dir: Path
+    genesis: Path
+
+
+class ApiSection(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=7050, ge=0, le=65535)
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_batch: int = Field(default=10_000, ge=1)
+
+
+class IdentitySection(_Strict):
+    keystore: Path
+    name: str
+    passphrase_file: Path | None = None
+    passphrase_env: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> IdentitySection:
+        if (self.passphrase_file is None) == (self.passphrase_env is None):
+            raise ValueError("set exactly one of passphrase_file or passphrase_env")
+        return self
+
+
+class PoolSection(_Strict):
+    max_txs: int = Field(default=200_000, ge=1)
+    max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
+    verify_threads: int = Field(default=2, ge=1, le=64)
+
+
+class LogSection(_Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class NodeSettings(_Strict):
+    node: NodeSection
+    api: ApiSection = ApiSection()
+    identity: IdentitySection
+    pool: PoolSection = PoolSection()
+    log: LogSection = LogSection()
+    base_dir: Path = Path(".")
+
+    def resolve(self, p: Path) -> Path:
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    def passphrase(self) -> bytes:
+        ident = self.identity
+        if ident.passphrase_env is not None:
+            value = os.environ.get(ident.passphrase_env)
+            if not value:
+                raise ConfigError(f"environment variable {ident.passphrase_env} is not set")
+            return value.encode()
+        assert ident.passphrase_file is not None
+        path = self.resolve(ident.passphrase_file)
+        try:
+            value = path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read passphrase file {path}: {exc}") from exc
+        if not value:
+            raise ConfigError(f"passphrase file {path} is empty")
+        return value.encode()
+
+    @classmethod
+    def load(cls, path: Path) -> NodeSettings:
+        try:
+            raw = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read node config {path}: {exc}") from exc
+        raw["base_dir"] = str(path.resolve().parent)
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(f"node config {path} is invalid:\n{exc}") from exc

@@ -1,0 +1,33 @@
+"""Building and signing transactions."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from consortia.ledger.hashing import tx_id
+from consortia.sdk.identity import Identity
+from consortia.types.tx import Body, Envelope, Payload, body_type
+
+
+@dataclass(frozen=True)
+class SignedTx:
+    id: bytes
+    envelope: bytes
+    payload: Payload
+
+    @property
+    def id_hex(self) -> str:
+        return self.id.hex()
+
+
+def sign(identity: Identity, chain_id: str, body: Body, *, timestamp_ms: int | None = None,
+         nonce: bytes | None = None) -> SignedTx:
+    """Bind ``body`` to ``chain_id`` with a fresh nonce and the current time, and sign it."""
+    payload = Payload(chain_id, body_type(body), nonce or os.urandom(16),
+                      timestamp_ms if timestamp_ms is not None else time.time_ns() // 1_000_000,
+                      body)
+    pb = payload.encode()
+    env = Envelope(pb, identity.cert_der, identity.key.sign(pb)).encode()
+    return SignedTx(tx_id(identity.suite, pb), env, payload)

@@ -1,0 +1,68 @@
+"""The bounded transaction pool and the batch cutter."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from consortia.types.errors import Duplicate, PoolFull
+from consortia.types.tx import Tx
+
+
+class TxPool:
+    """FIFO of admitted transactions, bounded in count and bytes.
+
+    A transaction stays known to the pool (``contains``) from ``add`` until the
+    block that carries it is committed (``done``), so a duplicate is refused in
+    that window too; after it the store's unique index refuses it.
+    """
+
+    def __init__(self, max_txs: int, max_bytes: int) -> None:
+        self.max_txs = max_txs
+        self.max_bytes = max_bytes
+        self._queue: OrderedDict[bytes, Tx] = OrderedDict()
+        self._inflight: set[bytes] = set()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    def contains(self, txid: bytes) -> bool:
+        return txid in self._queue or txid in self._inflight
+
+    def add(self, tx: Tx) -> None:
+        if self.contains(tx.id):
+            raise Duplicate(f"transaction {tx.id.hex()} is already pending")
+        if len(self._queue) >= self.max_txs or self._bytes + len(tx.raw) > self.max_bytes:
+            raise PoolFull("the transaction pool is full; retry later")
+        self._queue[tx.id] = tx
+        self._bytes += len(tx.raw)
+
+    def take_batch(self, max_txs: int, max_bytes: int) -> list[Tx]:
+        """Cut the next batch: up to the limits, and a configuration transaction alone."""
+        batch: list[Tx] = []
+        size = 0
+        while self._queue and len(batch) < max_txs:
+            txid, tx = next(iter(self._queue.items()))
+            if tx.payload.type.is_config and batch:
+                break
+            if batch and size + len(tx.raw) > max_bytes:
+                break
+            del self._queue[txid]
+            self._bytes -= len(tx.raw)
+            self._inflight.add(txid)
+            batch.append(tx)
+            size += len(tx.raw)
+            if tx.payload.type.is_config:
+                break
+        return batch
+
+    def done(self, txids: list[bytes]) -> None:
+        self._inflight.difference_update(txids)

@@ -1,0 +1,166 @@
+"""Blocks, commit certificates and receipts.
+
+Wire layout (docs/spec/blocks.md)::
+
+    Header      = [version=1, chain_id, height, prev_hash, tx_root, results_root,
+                   tx_count, timestamp_ms, proposer, config_height, config_hash]
+    Vote        = [validator_id, signature]
+    Certificate = [height, round, block_hash, [Vote...]]
+    Block       = [header: bin, certificate: bin, [envelope: bin ...]]
+
+The header is hashed as its canonical bytes; ``tx_root`` and ``results_root``
+are RFC 6962 Merkle roots over length-prefixed leaves (consortia.ledger.merkle).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import NewType
+
+from consortia.types.codec import Reader, decode, encode
+from consortia.types.errors import Malformed
+
+Height = NewType("Height", int)
+BlockHash = NewType("BlockHash", bytes)
+
+HEADER_VERSION = 1
+MAX_VOTES = 256
+MAX_BLOCK_TXS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    chain_id: str
+    height: int
+    prev_hash: bytes
+    """Hash of the previous header (32 zero bytes at genesis)."""
+    tx_root: bytes
+    results_root: bytes
+    """Merkle root over the encoded execution result of each transaction."""
+    tx_count: int
+    timestamp_ms: int
+    proposer: str
+    """Id of the validator that proposed the block."""
+    config_height: int
+    """Height of the configuration block in force after this block (its own height for a
+    configuration block, whose certificate is checked under the configuration before it)."""
+    config_hash: bytes
+    """Hash of that configuration's canonical bytes: a verifier that rebuilt a different
+    configuration (say, by skipping a configuration block) finds out here."""
+
+    @property
+    def is_config(self) -> bool:
+        return self.config_height == self.height
+
+    def encode(self) -> bytes:
+        return encode([HEADER_VERSION, self.chain_id, self.height, self.prev_hash, self.tx_root,
+                       self.results_root, self.tx_count, self.timestamp_ms, self.proposer,
+                       self.config_height, self.config_hash])
+
+    @staticmethod
+    def decode(data: bytes) -> Header:
+        r = Reader(decode(data, what="header"), "header", length=11)
+        if r.int_("version") != HEADER_VERSION:
+            raise Malformed("header.version: unsupported")
+        return Header(
+            chain_id=r.str_("chain_id", max_len=64, min_len=1),
+            height=r.int_("height"),
+            prev_hash=r.bytes_("prev_hash", max_len=64, min_len=32),
+            tx_root=r.bytes_("tx_root", max_len=64, min_len=32),
+            results_root=r.bytes_("results_root", max_len=64, min_len=32),
+            tx_count=r.int_("tx_count", hi=MAX_BLOCK_TXS),
+            timestamp_ms=r.int_("timestamp_ms"),
+            proposer=r.str_("proposer", max_len=64),
+            config_height=r.int_("config_height"),
+            config_hash=r.bytes_("config_hash", max_len=64, min_len=32),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    validator_id: str
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    """The signatures that make a block final; see ``ChainConfig.commit_quorum``."""
+
+    height: int
+    round: int
+    """Consensus round/view/term the votes were cast in (0 for solo)."""
+    block_hash: bytes
+    votes: tuple[Vote, ...]
+
+    def encode(self) -> bytes:
+        return encode([self.height, self.round, self.block_hash,
+                       [[v.validator_id, v.signature] for v in self.votes]])
+
+    @staticmethod
+    def decode(data: bytes) -> Certificate:
+        r = Reader(decode(data, what="certificate"), "certificate", length=4)
+        height = r.int_("height")
+        rnd = r.int_("round")
+        block_hash = r.bytes_("block_hash", max_len=64, min_len=32)
+        votes = []
+        for i, item in enumerate(r.list_("votes", max_len=MAX_VOTES)):
+            v = Reader(item, f"certificate.votes[{i}]", length=2)
+            votes.append(Vote(v.str_("validator_id", max_len=64, min_len=1),
+                              v.bytes_("signature", max_len=132, min_len=1)))
+        return Certificate(height, rnd, block_hash, tuple(votes))
+
+
+def vote_message(chain_id: str, height: int, rnd: int, block_hash: bytes) -> bytes:
+    """The bytes a validator signs to vote for committing a block."""
+    return encode(["consortia/commit/1", chain_id, height, rnd, block_hash])
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    header: Header
+    header_bytes: bytes
+    certificate: Certificate
+    envelopes: tuple[bytes, ...]
+
+    def encode(self) -> bytes:
+        return encode([self.header_bytes, self.certificate.encode(), list(self.envelopes)])
+
+    @staticmethod
+    def decode(data: bytes) -> Block:
+        r = Reader(decode(data, what="block"), "block", length=3)
+        header_bytes = r.bytes_("header", max_len=4096, min_len=1)
+        cert = Certificate.decode(r.bytes_("certificate", max_len=64 * 1024, min_len=1))
+        items = r.list_("transactions", max_len=MAX_BLOCK_TXS)
+        if not all(isinstance(x, bytes) for x in items):
+            raise Malformed("block.transactions: expected byte strings")
+        return Block(Header.decode(header_bytes), header_bytes, cert, tuple(items))
+
+
+class TxStatus(IntEnum):
+    VALID = 0
+    INVALID = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The execution result of one transaction, committed under ``results_root``."""
+
+    status: TxStatus
+    code: str
+    """Empty when valid; a stable error code otherwise (e.g. ``revoked_identity``)."""
+
+    def encode(self) -> bytes:
+        return encode([int(self.status), self.code])
+
+    @staticmethod
+    def decode(data: bytes) -> Result:
+        r = Reader(decode(data, what="result"), "result", length=2)
+        try:
+            status = TxStatus(r.int_("status", hi=255))
+        except ValueError as exc:
+            raise Malformed("result.status: unknown") from exc
+        return Result(status, r.str_("code", max_len=64))
+
+
+VALID = Result(TxStatus.VALID, "")

@@ -1,0 +1,219 @@
+"""Chain configuration: who is a member, who validates, under which limits.
+
+The configuration is on chain: genesis (height 0) carries the first one as a
+``CONFIG`` transaction, and every later change is a configuration transaction
+ordered alone in its own block. Block headers name the height of the
+configuration block in force, so a verifier can rebuild it from genesis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from consortia.types.codec import Reader, decode, encode
+from consortia.types.errors import ConfigError, Malformed
+
+CONFIG_VERSION = 1
+MAX_ORGS = 256
+MAX_VALIDATORS = 256
+
+
+class Role(StrEnum):
+    """Roles carried in a certificate's OU (Fabric's NodeOUs)."""
+
+    ADMIN = "admin"
+    CLIENT = "client"
+    PEER = "peer"
+    VALIDATOR = "validator"
+
+
+class Profile(StrEnum):
+    FABRIC = "fabric"
+    ANT = "ant"
+    QUORUM = "quorum"
+
+
+class ConsensusKind(StrEnum):
+    SOLO = "solo"
+    RAFT = "raft"
+    PBFT = "pbft"
+
+
+@dataclass(frozen=True, slots=True)
+class OrgConfig:
+    """A member organization and its certificate authority."""
+
+    id: str
+    """Short stable id (MSP id), also the O= of its certificates."""
+    ca_cert: bytes
+    """The organization's root CA certificate, DER."""
+    crl: bytes = b""
+    """The newest CRL the organization published on chain, DER (empty: none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatorConfig:
+    """A node allowed to sign commit certificates."""
+
+    id: str
+    org_id: str
+    cert: bytes
+    """The validator's certificate (role ``validator``), DER."""
+
+
+@dataclass(frozen=True, slots=True)
+class Policies:
+    writer_roles: tuple[Role, ...] = (Role.CLIENT, Role.ADMIN)
+    """Roles allowed to submit notary transactions."""
+    config_role: Role = Role.ADMIN
+    """Role that may submit configuration transactions for its own organization."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlockLimits:
+    max_block_txs: int = 2000
+    max_block_bytes: int = 8 * 1024 * 1024
+    batch_timeout_ms: int = 200
+    tx_window_ms: int = 10 * 60 * 1000
+    """A transaction's timestamp must be within this distance of the node clock."""
+    max_tx_bytes: int = 1_200_000
+
+
+@dataclass(frozen=True, slots=True)
+class ChainConfig:
+    chain_id: str
+    profile: Profile
+    suite: str
+    consensus: ConsensusKind
+    organizations: tuple[OrgConfig, ...]
+    validators: tuple[ValidatorConfig, ...]
+    policies: Policies = field(default_factory=Policies)
+    limits: BlockLimits = field(default_factory=BlockLimits)
+    sequence: int = 0
+    """Incremented by every configuration change."""
+
+    def org(self, org_id: str) -> OrgConfig | None:
+        for o in self.organizations:
+            if o.id == org_id:
+                return o
+        return None
+
+    def validator(self, validator_id: str) -> ValidatorConfig | None:
+        for v in self.validators:
+            if v.id == validator_id:
+                return v
+        return None
+
+    def commit_quorum(self) -> int:
+        """How many distinct validator votes make a block final.
+
+        solo: its only validator; raft: the leader's signature (the log entry was
+        replicated to a majority before the leader signed); pbft: 2f+1 of n=3f+1.
+        """
+        n = len(self.validators)
+        if self.consensus is ConsensusKind.PBFT:
+            f = (n - 1) // 3
+            return 2 * f + 1
+        return 1
+
+    def with_org(self, org: OrgConfig) -> ChainConfig:
+        orgs = tuple(org if o.id == org.id else o for o in self.organizations)
+        return replace(self, organizations=orgs, sequence=self.sequence + 1)
+
+    def validate(self) -> None:
+        """Structural rules a configuration must satisfy before it is used."""
+        if not self.organizations:
+            raise ConfigError("a chain needs at least one organization")
+        ids = [o.id for o in self.organizations]
+        if len(set(ids)) != len(ids):
+            raise ConfigError("organization ids must be unique")
+        if not self.validators:
+            raise ConfigError("a chain needs at least one validator")
+        vids = [v.id for v in self.validators]
+        if len(set(vids)) != len(vids):
+            raise ConfigError("validator ids must be unique")
+        for v in self.validators:
+            if v.org_id not in ids:
+                raise ConfigError(f"validator {v.id} belongs to unknown organization {v.org_id}")
+        if self.consensus is ConsensusKind.SOLO and len(self.validators) != 1:
+            raise ConfigError("solo consensus takes exactly one validator")
+        lim = self.limits
+        if lim.max_block_txs < 1 or lim.max_block_bytes < 1024 or lim.batch_timeout_ms < 1:
+            raise ConfigError("block limits must be positive")
+        if lim.tx_window_ms < 1000:
+            raise ConfigError("the transaction acceptance window must be at least 1 s")
+
+    def encode(self) -> bytes:
+        p, lim = self.policies, self.limits
+        return encode([
+            CONFIG_VERSION, self.chain_id, str(self.profile), self.suite, str(self.consensus),
+            [[o.id, o.ca_cert, o.crl] for o in self.organizations],
+            [[v.id, v.org_id, v.cert] for v in self.validators],
+            [[str(r) for r in p.writer_roles], str(p.config_role)],
+            [lim.max_block_txs, lim.max_block_bytes, lim.batch_timeout_ms, lim.tx_window_ms,
+             lim.max_tx_bytes],
+            self.sequence,
+        ])
+
+    @staticmethod
+    def decode(data: bytes) -> ChainConfig:
+        r = Reader(decode(data, what="config"), "config", length=10)
+        if r.int_("version") != CONFIG_VERSION:
+            raise Malformed("config.version: unsupported")
+        chain_id = r.str_("chain_id", max_len=64, min_len=1)
+        try:
+            profile = Profile(r.str_("profile", max_len=16))
+            suite = r.str_("suite", max_len=32, min_len=1)
+            consensus = ConsensusKind(r.str_("consensus", max_len=16))
+        except ValueError as exc:
+            raise Malformed(f"config: {exc}") from exc
+        orgs = []
+        for i, item in enumerate(r.list_("organizations", max_len=MAX_ORGS)):
+            o = Reader(item, f"config.organizations[{i}]", length=3)
+            orgs.append(OrgConfig(o.str_("id", max_len=64, min_len=1),
+                                  o.bytes_("ca_cert", max_len=8192, min_len=1),
+                                  o.bytes_("crl", max_len=1024 * 1024)))
+        vals = []
+        for i, item in enumerate(r.list_("validators", max_len=MAX_VALIDATORS)):
+            v = Reader(item, f"config.validators[{i}]", length=3)
+            vals.append(ValidatorConfig(v.str_("id", max_len=64, min_len=1),
+                                        v.str_("org_id", max_len=64, min_len=1),
+                                        v.bytes_("cert", max_len=8192, min_len=1)))
+        pr = Reader(r.any_("policies"), "config.policies", length=2)
+        try:
+            writer_roles = tuple(Role(x) for x in pr.list_("writer_roles", max_len=8))
+            config_role = Role(pr.str_("config_role", max_len=16))
+        except ValueError as exc:
+            raise Malformed(f"config.policies: {exc}") from exc
+        lr = Reader(r.any_("limits"), "config.limits", length=5)
+        limits = BlockLimits(lr.int_("max_block_txs", lo=1), lr.int_("max_block_bytes", lo=1),
+                             lr.int_("batch_timeout_ms", lo=1), lr.int_("tx_window_ms", lo=1),
+                             lr.int_("max_tx_bytes", lo=1))
+        sequence = r.int_("sequence")
+        r.end()
+        cfg = ChainConfig(chain_id, profile, suite, consensus, tuple(orgs), tuple(vals),
+                          Policies(writer_roles, config_role), limits, sequence)
+        return cfg
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-friendly view for APIs and the CLI (certificates left out)."""
+        return {
+            "chain_id": self.chain_id,
+            "profile": str(self.profile),
+            "suite": self.suite,
+            "consensus": str(self.consensus),
+            "sequence": self.sequence,
+            "organizations": [{"id": o.id, "has_crl": bool(o.crl)} for o in self.organizations],
+            "validators": [{"id": v.id, "org_id": v.org_id} for v in self.validators],
+            "policies": {"writer_roles": [str(r) for r in self.policies.writer_roles],
+                         "config_role": str(self.policies.config_role)},
+            "limits": {
+                "max_block_txs": self.limits.max_block_txs,
+                "max_block_bytes": self.limits.max_block_bytes,
+                "batch_timeout_ms": self.limits.batch_timeout_ms,
+                "tx_window_ms": self.limits.tx_window_ms,
+                "max_tx_bytes": self.limits.max_tx_bytes,
+            },
+        }

@@ -1,0 +1,114 @@
+"""The project's exception tree, each error mapped once to an HTTP status and a stable code.
+
+::
+
+    ConsortiaError                      500 internal
+    ├── InvalidTransaction              400 malformed
+    │   ├── Malformed                   400 malformed
+    │   ├── TooLarge                    413 too_large
+    │   ├── BadSignature                401 bad_signature
+    │   ├── WrongChain                  422 wrong_chain
+    │   └── StaleTimestamp              422 stale_timestamp
+    ├── Unauthorized (identity)         403 unknown_identity | revoked_identity |
+    │                                       expired_identity | wrong_role
+    ├── Duplicate                       409 duplicate_transaction
+    ├── PoolFull                        429 pool_full
+    ├── NotFound                        404 not_found
+    ├── InvalidBlock                    500 invalid_block (a broken chain; never a client fault)
+    ├── ChainCorrupted                  500 chain_corrupted
+    ├── InvalidProof                    422 invalid_proof
+    └── ConfigError                     400 invalid_config
+
+A subclass may carry a more specific ``code`` than its class default: the code is
+the stable, documented contract (docs/spec/rest-api.md), the class is for ``except``.
+"""
+
+from __future__ import annotations
+
+
+class ConsortiaError(Exception):
+    """Base of every error the project raises on purpose."""
+
+    status: int = 500
+    code: str = "internal"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class InvalidTransaction(ConsortiaError):
+    status = 400
+    code = "malformed"
+
+
+class Malformed(InvalidTransaction):
+    status = 400
+    code = "malformed"
+
+
+class TooLarge(InvalidTransaction):
+    status = 413
+    code = "too_large"
+
+
+class BadSignature(InvalidTransaction):
+    status = 401
+    code = "bad_signature"
+
+
+class WrongChain(InvalidTransaction):
+    status = 422
+    code = "wrong_chain"
+
+
+class StaleTimestamp(InvalidTransaction):
+    status = 422
+    code = "stale_timestamp"
+
+
+class Unauthorized(ConsortiaError):
+    """The signer is not a member in good standing for what it asks to do."""
+
+    status = 403
+    code = "unknown_identity"
+
+
+class Duplicate(ConsortiaError):
+    status = 409
+    code = "duplicate_transaction"
+
+
+class PoolFull(ConsortiaError):
+    status = 429
+    code = "pool_full"
+
+
+class NotFound(ConsortiaError):
+    status = 404
+    code = "not_found"
+
+
+class InvalidBlock(ConsortiaError):
+    status = 500
+    code = "invalid_block"
+
+
+class ChainCorrupted(ConsortiaError):
+    status = 500
+    code = "chain_corrupted"
+
+
+class InvalidProof(ConsortiaError):
+    status = 422
+    code = "invalid_proof"
+
+
+class ConfigError(ConsortiaError):
+    status = 400
+    code = "invalid_config"

@@ -1,0 +1,385 @@
+"""Transactions: the signed envelope, its payload, and the body of each type.
+
+*Sign bytes, carry bytes*: an ``Envelope`` carries the payload as the exact bytes
+that were signed. The transaction id is the suite hash of those payload bytes
+(never of the signature), so a re-encoded signature can never mint a new id.
+
+Wire layout (docs/spec/transactions.md)::
+
+    Envelope = [version=1, payload: bin, signer: bin (X.509 DER), signature: bin]
+    Payload  = [version=1, chain_id: str, type: int, nonce: bin(16),
+                timestamp_ms: int, body: array]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, NewType, TypeAlias
+
+from consortia.types.codec import Reader, decode, encode
+from consortia.types.errors import Malformed
+
+TxId = NewType("TxId", bytes)
+
+ENVELOPE_VERSION = 1
+PAYLOAD_VERSION = 1
+
+# Field limits (bytes unless noted). docs/spec/transactions.md is their contract.
+MAX_ENVELOPE_BYTES = 1_200_000
+MAX_PAYLOAD_BYTES = 1_100_000
+MAX_CERT_BYTES = 4096
+MAX_SIGNATURE_BYTES = 132
+MAX_CHAIN_ID = 64
+NONCE_BYTES = 16
+MAX_BUSINESS_ID = 128
+MAX_CATEGORY = 64
+MAX_MEDIA_TYPE = 128
+MAX_CONTENT = 512 * 1024
+MAX_CIPHERTEXT = MAX_CONTENT + 16
+MAX_URI = 2048
+MAX_DIGEST = 64
+MAX_ALGORITHM = 32
+MAX_KEY_ID = 128
+MAX_RECIPIENTS = 64
+MAX_CRL_BYTES = 1024 * 1024
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+class TxType(IntEnum):
+    """Transaction types. Config types are < 10, notary types 10..19."""
+
+    CONFIG = 0
+    CRL_UPDATE = 1
+    NOTARY_CONTENT = 10
+    NOTARY_HASH = 11
+    NOTARY_LINK = 12
+    NOTARY_CIPHERTEXT = 13
+    NOTARY_PRIVACY = 14
+
+    @property
+    def is_config(self) -> bool:
+        return self < 10
+
+    @property
+    def is_notary(self) -> bool:
+        return 10 <= self < 20
+
+
+HASH_ALGORITHMS: dict[str, int] = {
+    "sha256": 32,
+    "sha384": 48,
+    "sha512": 64,
+    "sha3-256": 32,
+    "sm3": 32,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NotaryMeta:
+    """What every notary record has in common (Ant Blockchain's notary model)."""
+
+    business_id: str
+    """The caller's own key for the record (order number, contract id...); indexed."""
+    category: str
+    """A caller-chosen class of records; indexed together with business_time."""
+    business_time_ms: int
+    """When the business event happened (ms since the Unix epoch), as the caller says."""
+
+    def encode_fields(self) -> list[Any]:
+        return [self.business_id, self.category, self.business_time_ms]
+
+    @staticmethod
+    def read(r: Reader) -> NotaryMeta:
+        return NotaryMeta(
+            business_id=r.str_("business_id", max_len=MAX_BUSINESS_ID, min_len=1),
+            category=r.str_("category", max_len=MAX_CATEGORY),
+            business_time_ms=r.int_("business_time_ms"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ContentRecord:
+    """Plaintext content notarized in full (up to 512 KiB)."""
+
+    meta: NotaryMeta
+    media_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class HashRecord:
+    """Only the digest of a document is put on chain."""
+
+    meta: NotaryMeta
+    algorithm: str
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRecord:
+    """An external URI and the digest of what it points to."""
+
+    meta: NotaryMeta
+    uri: str
+    algorithm: str
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CiphertextRecord:
+    """Client-side AES-256-GCM ciphertext; the key never leaves the client."""
+
+    meta: NotaryMeta
+    algorithm: str
+    nonce: bytes
+    ciphertext: bytes
+    key_id: str
+    """An opaque label the client uses to find its key again (may be empty)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WrappedKey:
+    """The data key of a sealed envelope, wrapped for one recipient (ECIES)."""
+
+    recipient: bytes
+    """Suite hash of the recipient certificate's DER (its fingerprint)."""
+    ephemeral_public_key: bytes
+    nonce: bytes
+    wrapped_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SealedEnvelope:
+    """Data encrypted under a fresh data key that is wrapped for each recipient."""
+
+    scheme: str
+    nonce: bytes
+    ciphertext: bytes
+    recipients: tuple[WrappedKey, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacyRecord:
+    """Privacy sharing: a digital envelope readable by the named recipients only."""
+
+    meta: NotaryMeta
+    envelope: SealedEnvelope
+
+
+@dataclass(frozen=True, slots=True)
+class CrlUpdate:
+    """An organization admin publishes a new CRL for its own CA."""
+
+    org_id: str
+    crl_der: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigBody:
+    """The whole chain configuration, canonical bytes (genesis and later config blocks)."""
+
+    config: bytes
+
+
+NotaryBody: TypeAlias = ContentRecord | HashRecord | LinkRecord | CiphertextRecord | PrivacyRecord
+Body: TypeAlias = NotaryBody | CrlUpdate | ConfigBody
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """What the signer signs: chain binding, replay protection, type and body."""
+
+    chain_id: str
+    type: TxType
+    nonce: bytes
+    timestamp_ms: int
+    body: Body
+
+    def encode(self) -> bytes:
+        return encode([PAYLOAD_VERSION, self.chain_id, int(self.type), self.nonce,
+                       self.timestamp_ms, encode_body(self.body)])
+
+    @staticmethod
+    def decode(data: bytes) -> Payload:
+        r = Reader(decode(data, what="payload", max_size=MAX_PAYLOAD_BYTES), "payload", length=6)
+        version = r.int_("version")
+        if version != PAYLOAD_VERSION:
+            raise Malformed(f"payload.version: unsupported version {version}")
+        chain_id = r.str_("chain_id", max_len=MAX_CHAIN_ID, min_len=1)
+        raw_type = r.int_("type", hi=255)
+        try:
+            tx_type = TxType(raw_type)
+        except ValueError as exc:
+            raise Malformed(f"payload.type: unknown transaction type {raw_type}") from exc
+        nonce = r.bytes_("nonce", max_len=NONCE_BYTES, exact=NONCE_BYTES)
+        timestamp_ms = r.int_("timestamp_ms")
+        body = decode_body(tx_type, r.any_("body"))
+        r.end()
+        return Payload(chain_id, tx_type, nonce, timestamp_ms, body)
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A signed transaction as it travels and as it is stored."""
+
+    payload: bytes
+    signer: bytes
+    """The signer's X.509 certificate, DER."""
+    signature: bytes
+
+    def encode(self) -> bytes:
+        return encode([ENVELOPE_VERSION, self.payload, self.signer, self.signature])
+
+    @staticmethod
+    def decode(data: bytes) -> Envelope:
+        r = Reader(decode(data, what="envelope", max_size=MAX_ENVELOPE_BYTES), "envelope",
+                   length=4)
+        version = r.int_("version")
+        if version != ENVELOPE_VERSION:
+            raise Malformed(f"envelope.version: unsupported version {version}")
+        payload = r.bytes_("payload", max_len=MAX_PAYLOAD_BYTES, min_len=1)
+        signer = r.bytes_("signer", max_len=MAX_CERT_BYTES, min_len=1)
+        signature = r.bytes_("signature", max_len=MAX_SIGNATURE_BYTES, min_len=1)
+        r.end()
+        return Envelope(payload, signer, signature)
+
+
+def _check_algorithm(r_what: str, algorithm: str, digest: bytes) -> None:
+    size = HASH_ALGORITHMS.get(algorithm)
+    if size is None:
+        raise Malformed(f"{r_what}.algorithm: unsupported hash algorithm {algorithm!r}")
+    if len(digest) != size:
+        raise Malformed(f"{r_what}.digest: {algorithm} digests are {size} bytes, got {len(digest)}")
+
+
+def _check_uri(uri: str) -> None:
+    scheme, sep, rest = uri.partition(":")
+    if not sep or not scheme or not rest or not scheme[0].isalpha() or not all(
+        c.isalnum() or c in "+-." for c in scheme
+    ):
+        raise Malformed("link.uri: expected an absolute URI with a scheme")
+    if any(ord(c) < 0x21 for c in uri):
+        raise Malformed("link.uri: must not contain spaces or control characters")
+
+
+def encode_body(body: Body) -> list[Any]:
+    """The array form of a body; its type is carried by ``Payload.type``."""
+    match body:
+        case ContentRecord(meta, media_type, data):
+            return [*meta.encode_fields(), media_type, data]
+        case HashRecord(meta, algorithm, digest):
+            return [*meta.encode_fields(), algorithm, digest]
+        case LinkRecord(meta, uri, algorithm, digest):
+            return [*meta.encode_fields(), uri, algorithm, digest]
+        case CiphertextRecord(meta, algorithm, nonce, ciphertext, key_id):
+            return [*meta.encode_fields(), algorithm, nonce, ciphertext, key_id]
+        case PrivacyRecord(meta, env):
+            return [*meta.encode_fields(), env.scheme, env.nonce, env.ciphertext,
+                    [[w.recipient, w.ephemeral_public_key, w.nonce, w.wrapped_key]
+                     for w in env.recipients]]
+        case CrlUpdate(org_id, crl_der):
+            return [org_id, crl_der]
+        case ConfigBody(config):
+            return [config]
+    raise TypeError(f"not a transaction body: {type(body).__name__}")
+
+
+def body_type(body: Body) -> TxType:
+    """The ``TxType`` a body must be sent as."""
+    return _BODY_TYPES[type(body)]
+
+
+def decode_body(tx_type: TxType, value: Any) -> Body:
+    """Decode and validate the body of a payload of type ``tx_type``."""
+    what = f"body<{tx_type.name.lower()}>"
+    if tx_type is TxType.NOTARY_CONTENT:
+        r = Reader(value, what, length=5)
+        meta = NotaryMeta.read(r)
+        media_type = r.str_("media_type", max_len=MAX_MEDIA_TYPE)
+        data = r.bytes_("data", max_len=MAX_CONTENT)
+        return ContentRecord(meta, media_type, data)
+    if tx_type is TxType.NOTARY_HASH:
+        r = Reader(value, what, length=5)
+        meta = NotaryMeta.read(r)
+        algorithm = r.str_("algorithm", max_len=MAX_ALGORITHM)
+        digest = r.bytes_("digest", max_len=MAX_DIGEST)
+        _check_algorithm(what, algorithm, digest)
+        return HashRecord(meta, algorithm, digest)
+    if tx_type is TxType.NOTARY_LINK:
+        r = Reader(value, what, length=6)
+        meta = NotaryMeta.read(r)
+        uri = r.str_("uri", max_len=MAX_URI, min_len=1)
+        _check_uri(uri)
+        algorithm = r.str_("algorithm", max_len=MAX_ALGORITHM)
+        digest = r.bytes_("digest", max_len=MAX_DIGEST)
+        _check_algorithm(what, algorithm, digest)
+        return LinkRecord(meta, uri, algorithm, digest)
+    if tx_type is TxType.NOTARY_CIPHERTEXT:
+        r = Reader(value, what, length=7)
+        meta = NotaryMeta.read(r)
+        algorithm = r.str_("algorithm", max_len=MAX_ALGORITHM)
+        if algorithm != "aes-256-gcm":
+            raise Malformed(f"{what}.algorithm: only aes-256-gcm is supported")
+        nonce = r.bytes_("nonce", max_len=12, exact=12)
+        ciphertext = r.bytes_("ciphertext", max_len=MAX_CIPHERTEXT, min_len=16)
+        key_id = r.str_("key_id", max_len=MAX_KEY_ID)
+        return CiphertextRecord(meta, algorithm, nonce, ciphertext, key_id)
+    if tx_type is TxType.NOTARY_PRIVACY:
+        r = Reader(value, what, length=7)
+        meta = NotaryMeta.read(r)
+        scheme = r.str_("scheme", max_len=MAX_ALGORITHM, min_len=1)
+        nonce = r.bytes_("nonce", max_len=12, exact=12)
+        ciphertext = r.bytes_("ciphertext", max_len=MAX_CIPHERTEXT, min_len=16)
+        raw_recipients = r.list_("recipients", max_len=MAX_RECIPIENTS)
+        if not raw_recipients:
+            raise Malformed(f"{what}.recipients: at least one recipient is required")
+        recipients = []
+        for i, item in enumerate(raw_recipients):
+            rr = Reader(item, f"{what}.recipients[{i}]", length=4)
+            recipients.append(WrappedKey(
+                recipient=rr.bytes_("recipient", max_len=MAX_DIGEST, min_len=16),
+                ephemeral_public_key=rr.bytes_("ephemeral_public_key", max_len=133, min_len=32),
+                nonce=rr.bytes_("nonce", max_len=12, exact=12),
+                wrapped_key=rr.bytes_("wrapped_key", max_len=64, min_len=32),
+            ))
+        if len({w.recipient for w in recipients}) != len(recipients):
+            raise Malformed(f"{what}.recipients: a recipient is named twice")
+        return PrivacyRecord(meta, SealedEnvelope(scheme, nonce, ciphertext, tuple(recipients)))
+    if tx_type is TxType.CRL_UPDATE:
+        r = Reader(value, what, length=2)
+        return CrlUpdate(r.str_("org_id", max_len=MAX_CHAIN_ID, min_len=1),
+                         r.bytes_("crl_der", max_len=MAX_CRL_BYTES, min_len=1))
+    if tx_type is TxType.CONFIG:
+        r = Reader(value, what, length=1)
+        return ConfigBody(r.bytes_("config", max_len=MAX_CONFIG_BYTES, min_len=1))
+    raise Malformed(f"payload.type: no body decoder for {tx_type.name}")
+
+
+_BODY_TYPES: dict[type, TxType] = {
+    ContentRecord: TxType.NOTARY_CONTENT,
+    HashRecord: TxType.NOTARY_HASH,
+    LinkRecord: TxType.NOTARY_LINK,
+    CiphertextRecord: TxType.NOTARY_CIPHERTEXT,
+    PrivacyRecord: TxType.NOTARY_PRIVACY,
+    CrlUpdate: TxType.CRL_UPDATE,
+    ConfigBody: TxType.CONFIG,
+}
+
+
+def notary_meta(body: Body) -> NotaryMeta | None:
+    """The notary metadata of a body, or None for configuration bodies."""
+    if isinstance(body, CrlUpdate | ConfigBody):
+        return None
+    return body.meta
+
+
+@dataclass(frozen=True, slots=True)
+class Tx:
+    """An admitted transaction: envelope, its decoded payload and its id."""
+
+    id: TxId
+    envelope: Envelope
+    raw: bytes
+    """``envelope.encode()``, kept so it is never re-encoded on the hot path."""
+    payload: Payload
