@@ -212,7 +212,6 @@ def _show_tx(tx: dict[str, Any]) -> None:
     t.add_row("receipt", f"{rc['status']} in block {rc['height']} #{rc['index']}"
               + (f" ({rc['error']})" if rc["error"] else ""))
     for k, v in tx["body"].items():
-        if k.endswith("_base64") and isinstance(v, str) and len(v) > 96:
-            v = v[:96] + "…"
-        t.add_row(k, str(v))
+        text = str(v)
+        t.add_row(k, text[:96] + "…" if k.endswith("_base64") and len(text) > 96 else text)
     console.print(t)

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from consortia.types.block import Block, Result, TxStatus
 from consortia.types.config import ChainConfig
@@ -208,7 +209,8 @@ class LedgerStore:
         with self._rlock:
             for i in range(0, len(ids), 500):
                 chunk = ids[i:i + 500]
-                q = "SELECT txid FROM txs WHERE txid IN (%s)" % ",".join("?" * len(chunk))  # noqa: S608
+                marks = ",".join("?" * len(chunk))
+                q = f"SELECT txid FROM txs WHERE txid IN ({marks})"  # noqa: S608
                 found.update(bytes(r[0]) for r in self._r.execute(q, chunk))
         return found
 
@@ -284,18 +286,16 @@ class LedgerStore:
         return total
 
 
-def _block(row: Sequence[object]) -> StoredBlock:
-    return StoredBlock(int(row[0]), bytes(row[1]), bytes(row[2]),  # type: ignore[call-overload]
-                       bytes(row[3]), int(row[4]), int(row[5]),  # type: ignore[call-overload]
-                       bool(row[6]))
+def _block(row: Sequence[Any]) -> StoredBlock:
+    return StoredBlock(int(row[0]), bytes(row[1]), bytes(row[2]), bytes(row[3]), int(row[4]),
+                       int(row[5]), bool(row[6]))
 
 
-def _tx(row: Sequence[object]) -> StoredTx:
-    return StoredTx(int(row[0]), bytes(row[1]), int(row[2]), int(row[3]),  # type: ignore[call-overload]
-                    TxType(row[4]), Result(TxStatus(row[5]), str(row[6])),
-                    bytes(row[7]))  # type: ignore[call-overload]
+def _tx(row: Sequence[Any]) -> StoredTx:
+    return StoredTx(int(row[0]), bytes(row[1]), int(row[2]), int(row[3]), TxType(row[4]),
+                    Result(TxStatus(row[5]), str(row[6])), bytes(row[7]))
 
 
-def _record(row: Sequence[object]) -> RecordRow:
-    return RecordRow(int(row[0]), bytes(row[1]), str(row[2]), str(row[3]),  # type: ignore[call-overload]
-                     int(row[4]), int(row[5]), int(row[6]), TxType(row[7]))  # type: ignore[call-overload]
+def _record(row: Sequence[Any]) -> RecordRow:
+    return RecordRow(int(row[0]), bytes(row[1]), str(row[2]), str(row[3]), int(row[4]),
+                     int(row[5]), int(row[6]), TxType(row[7]))

@@ -9,6 +9,7 @@ future that resolves once its block is durably committed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -94,10 +95,8 @@ class Node:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         self._verify.shutdown(wait=True)
         self._commit.shutdown(wait=True)
         self.store.close()
@@ -268,7 +267,7 @@ class Node:
             "validators": [{"id": v.id, "org_id": v.org_id} for v in cfg.validators],
             "node": {"id": self.node_id, "org_id": member.org_id, "version": __version__,
                      "role": str(member.role), "started_ms": self.started_ms},
-            "pool": {"transactions": len(self.pool), "bytes": self.pool.bytes,
+            "pool": {"transactions": len(self.pool), "bytes": self.pool.size_bytes,
                      "in_flight": self.pool.inflight},
             "config": cfg.summary(),
         }

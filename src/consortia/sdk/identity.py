@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from consortia.crypto import PublicKey, SigningKey, Suite, get_suite
@@ -66,5 +67,5 @@ class Recipient:
         """From a certificate in DER or PEM."""
         c = (x509.load_pem_x509_certificate(cert) if cert.lstrip().startswith(b"-----")
              else x509.load_der_x509_certificate(cert))
-        der = c.public_bytes(x509.base.serialization.Encoding.DER)
+        der = c.public_bytes(Encoding.DER)
         return cls(der, get_suite(suite).hash(der), P256PublicKey(c.public_key()))  # type: ignore[arg-type]

@@ -82,7 +82,7 @@ class LocalNetwork:
     def node_config(self, node_id: str | None = None) -> Path:
         nodes = self.doc["nodes"]
         node = nodes[0] if node_id is None else next(n for n in nodes if n["id"] == node_id)
-        return self.root / node["config"]
+        return self.root / str(node["config"])
 
     def org_dir(self, org_id: str) -> Path:
         if org_id not in self.doc["orgs"]:

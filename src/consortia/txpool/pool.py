@@ -27,7 +27,7 @@ class TxPool:
         return len(self._queue)
 
     @property
-    def bytes(self) -> int:
+    def size_bytes(self) -> int:
         return self._bytes
 
     @property

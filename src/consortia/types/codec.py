@@ -130,7 +130,8 @@ class Reader:
 
     def end(self) -> None:
         if self._pos != len(self._fields):
-            raise Malformed(f"{self._what}: {len(self._fields) - self._pos} unexpected extra fields")
+            extra = len(self._fields) - self._pos
+            raise Malformed(f"{self._what}: {extra} unexpected extra fields")
 
 
 def as_list(items: Sequence[Any]) -> list[Any]:
