@@ -21,7 +21,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from consortia import __version__
 from consortia.node.service import Node
 from consortia.node.views import block_view, record_view, tx_view
-from consortia.types.errors import ConsortiaError, Malformed, NotFound, TooLarge
+from consortia.types.errors import (
+    ConsortiaError,
+    Malformed,
+    NotFound,
+    TooLarge,
+    UnsupportedMediaType,
+)
 from consortia.types.tx import Tx
 
 _MAX_WAIT_S = 60.0
@@ -79,7 +85,7 @@ def _parse_single(request: Request, body: bytes) -> bytes:
         if not body:
             raise Malformed("empty request body")
         return body
-    raise Malformed(f"unsupported content type {ctype!r}", code="unsupported_media_type")
+    raise UnsupportedMediaType(f"unsupported content type {ctype!r}")
 
 
 def _parse_batch(request: Request, body: bytes, max_batch: int) -> list[bytes]:
@@ -97,7 +103,7 @@ def _parse_batch(request: Request, body: bytes, max_batch: int) -> list[bytes]:
         if not isinstance(items, list) or not all(isinstance(x, bytes) for x in items):
             raise Malformed("body is not a msgpack array of byte strings")
     else:
-        raise Malformed(f"unsupported content type {ctype!r}", code="unsupported_media_type")
+        raise UnsupportedMediaType(f"unsupported content type {ctype!r}")
     if len(items) > max_batch:
         raise TooLarge(f"a batch holds at most {max_batch} transactions")
     if not items:
@@ -262,8 +268,11 @@ def create_app(node: Node) -> FastAPI:
         return Response(generate_latest(node.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
-    async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "height": node.store.height}
+    async def healthz() -> ORJSONResponse:
+        if node.failed:
+            return ORJSONResponse({"status": "failed", "height": node.store.height},
+                                  status_code=503)
+        return ORJSONResponse({"status": "ok", "height": node.store.height})
 
     @app.on_event("startup")
     async def _startup() -> None:

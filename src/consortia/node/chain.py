@@ -55,6 +55,7 @@ class Chain:
         last = store.block(store.height)
         assert last is not None
         self.last_hash = last.hash
+        self.last_timestamp_ms = Header.decode(last.header).timestamp_ms
 
     def _write_genesis(self) -> None:
         g = self.genesis
@@ -81,7 +82,8 @@ class Chain:
             chain_id=self.chain_id, height=height, prev_hash=self.last_hash,
             tx_root=hashing.tx_root(self.suite, envelopes),
             results_root=hashing.results_root(self.suite, ex.results),
-            tx_count=len(envelopes), timestamp_ms=timestamp_ms, proposer=proposer,
+            tx_count=len(envelopes), timestamp_ms=max(timestamp_ms, self.last_timestamp_ms),
+            proposer=proposer,
             config_height=height if ex.new_config else self.config_height,
             config_hash=config_hash(self.suite, after))
         hb = header.encode()
@@ -98,6 +100,7 @@ class Chain:
             block, proposal.hash, [t.id for t in art.txs], [t.payload.type for t in art.txs],
             ex.results, ex.records, ex.new_config))
         self.last_hash = proposal.hash
+        self.last_timestamp_ms = block.header.timestamp_ms
         if ex.new_config is not None:
             self.config, self.config_height = ex.new_config, block.header.height
             self.membership = Membership(self.config, self.suite)

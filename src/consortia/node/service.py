@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +31,7 @@ from consortia.node.settings import NodeSettings
 from consortia.txpool.admission import Admission
 from consortia.txpool.pool import TxPool
 from consortia.types.block import Result
-from consortia.types.errors import ConsortiaError, Duplicate, NotFound
+from consortia.types.errors import ConsortiaError, Duplicate, NotFound, Unavailable
 from consortia.types.tx import Tx
 
 log = logging.getLogger("consortia.node")
@@ -82,6 +84,7 @@ class Node:
         self._first_arrival: float | None = None
         self._task: asyncio.Task[None] | None = None
         self.started_ms = now_ms()
+        self.failed = False
         self.metrics.height.set(self.store.height)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -105,6 +108,8 @@ class Node:
 
     async def submit(self, raws: Sequence[bytes]) -> list[Tx | ConsortiaError]:
         """Admit each raw envelope, or say why not; admitted ones are queued in order."""
+        if self.failed:
+            raise Unavailable("this node can no longer commit blocks and is stopping")
         loop = asyncio.get_running_loop()
         chunk = max(1, -(-len(raws) // self.settings.pool.verify_threads))
         parts = [raws[i:i + chunk] for i in range(0, len(raws), chunk)]
@@ -213,8 +218,13 @@ class Node:
             try:
                 results = await loop.run_in_executor(self._commit, self._order_and_commit, batch)
             except Exception:
-                log.exception("failed to commit a block; stopping the ordering loop")
-                raise
+                # A block that cannot be stored (disk full, I/O error) leaves nothing safe to
+                # do: refuse new work and stop the process, so a supervisor restarts it and
+                # the start-up chain check runs. Nothing uncommitted was acknowledged.
+                log.critical("failed to commit a block; the node stops", exc_info=True)
+                self.failed = True
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
             finally:
                 self.pool.done([t.id for t in batch])
             self.metrics.pool_size.set(len(self.pool))

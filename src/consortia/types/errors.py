@@ -12,7 +12,9 @@
     ├── Unauthorized (identity)         403 unknown_identity | revoked_identity |
     │                                       expired_identity | wrong_role
     ├── Duplicate                       409 duplicate_transaction
+    ├── UnsupportedMediaType            415 unsupported_media_type
     ├── PoolFull                        429 pool_full
+    ├── Unavailable                     503 unavailable (the node cannot commit any more)
     ├── NotFound                        404 not_found
     ├── InvalidBlock                    500 invalid_block (a broken chain; never a client fault)
     ├── ChainCorrupted                  500 chain_corrupted
@@ -82,6 +84,16 @@ class Unauthorized(ConsortiaError):
 class Duplicate(ConsortiaError):
     status = 409
     code = "duplicate_transaction"
+
+
+class UnsupportedMediaType(ConsortiaError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class Unavailable(ConsortiaError):
+    status = 503
+    code = "unavailable"
 
 
 class PoolFull(ConsortiaError):
