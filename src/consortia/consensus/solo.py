@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from consortia.consensus.support import Proposal, Support
+from consortia.consensus.support import PreparedBlock, Support
 from consortia.types.block import Block, Certificate, Vote, vote_message
 from consortia.types.tx import Tx
 
@@ -19,7 +19,7 @@ class Solo:
         self.support = support
         self.validator_id = validator_id
 
-    def order(self, batch: Sequence[Tx], now_ms: int) -> tuple[Block, Proposal]:
+    def order(self, batch: Sequence[Tx], now_ms: int) -> tuple[Block, PreparedBlock]:
         """Turn one batch into a final block: prepare, then vote alone."""
         p = self.support.prepare(batch, now_ms, self.validator_id)
         msg = vote_message(self.support.chain_id, p.header.height, 0, p.hash)

@@ -11,7 +11,7 @@ from consortia.types.tx import Tx
 
 
 @dataclass(frozen=True)
-class Proposal:
+class PreparedBlock:
     """A block body executed and sealed into a header, not yet final."""
 
     header: Header
@@ -27,7 +27,7 @@ class Support(Protocol):
 
     def next_height(self) -> int: ...
 
-    def prepare(self, batch: Sequence[Tx], timestamp_ms: int, proposer: str) -> Proposal:
+    def prepare(self, batch: Sequence[Tx], timestamp_ms: int, proposer: str) -> PreparedBlock:
         """Execute ``batch`` on top of the last block and seal it into a header."""
         ...
 

@@ -92,6 +92,15 @@ class P256Sha256:
         except ValueError as exc:
             raise CryptoError(f"invalid P-256 public key: {exc}") from exc
 
+    def public_key_from_spki(self, spki_der: bytes) -> PublicKey:
+        try:
+            key = serialization.load_der_public_key(spki_der)
+        except ValueError as exc:
+            raise CryptoError(f"invalid public key: {exc}") from exc
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise CryptoError("not an EC public key")
+        return P256PublicKey(key)
+
     def verify(self, key: PublicKey, data: bytes, signature: bytes) -> bool:
         if len(signature) != 64 or not isinstance(key, P256PublicKey):
             return False
@@ -113,6 +122,11 @@ class P256Sha256:
 
 SUITE = P256Sha256()
 register(SUITE)
+
+
+def spki_of(cert_public_key: ec.EllipticCurvePublicKey) -> bytes:
+    return cert_public_key.public_bytes(serialization.Encoding.DER,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def native_signing_key(key: SigningKey) -> ec.EllipticCurvePrivateKey:

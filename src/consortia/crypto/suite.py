@@ -51,6 +51,10 @@ class Suite(Protocol):
 
     def load_public_key(self, data: bytes) -> PublicKey: ...
 
+    def public_key_from_spki(self, spki_der: bytes) -> PublicKey:
+        """From a DER SubjectPublicKeyInfo, as a certificate carries it."""
+        ...
+
     def verify(self, key: PublicKey, data: bytes, signature: bytes) -> bool:
         """True only for a valid signature in canonical form (e.g. low-S)."""
         ...

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
-from consortia.crypto import PublicKey, Suite, get_suite
-from consortia.crypto.p256 import P256PublicKey
+from consortia.crypto import CryptoError, PublicKey, Suite, get_suite
 from consortia.types.config import ChainConfig, OrgConfig, Role
 from consortia.types.errors import ConfigError, Unauthorized
 
@@ -51,6 +51,11 @@ def parse_role(cert: x509.Certificate) -> Role:
     except ValueError:
         raise Unauthorized(f"certificate OU {ous[0].value!r} is not a role",
                            code="wrong_role") from None
+
+
+def spki(cert: x509.Certificate) -> bytes:
+    """The certificate's SubjectPublicKeyInfo, DER (what a suite loads keys from)."""
+    return cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
 def _attr(name: x509.Name, oid: x509.ObjectIdentifier) -> str:
@@ -140,15 +145,17 @@ class Membership:
                 raise Unauthorized("a CA certificate cannot sign transactions", code="wrong_role")
         except x509.ExtensionNotFound:
             pass
-        pub = cert.public_key()
-        if not isinstance(pub, ec.EllipticCurvePublicKey):
-            raise Unauthorized("unsupported public key type", code="unknown_identity")
+        try:
+            public_key = self.suite.public_key_from_spki(spki(cert))
+        except CryptoError:
+            raise Unauthorized("certificate key does not fit the chain's crypto suite",
+                               code="unknown_identity") from None
         member = Member(
             org_id=org.config.id, role=parse_role(cert),
             name=_attr(cert.subject, NameOID.COMMON_NAME), serial=cert.serial_number,
             not_before_ms=max(_ms(cert.not_valid_before_utc), _ms(org.cert.not_valid_before_utc)),
             not_after_ms=min(_ms(cert.not_valid_after_utc), _ms(org.cert.not_valid_after_utc)),
-            public_key=P256PublicKey(pub), fingerprint=self.suite.hash(cert_der),
+            public_key=public_key, fingerprint=self.suite.hash(cert_der),
         )
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()

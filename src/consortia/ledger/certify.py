@@ -5,20 +5,20 @@ from __future__ import annotations
 from cryptography import x509
 
 from consortia.crypto import PublicKey, SigningKey, Suite
-from consortia.crypto.p256 import P256PublicKey
+from consortia.identity.membership import spki
 from consortia.types.block import Certificate, Header, Vote, vote_message
 from consortia.types.config import ChainConfig
 from consortia.types.errors import InvalidBlock
 
-_KEYS: dict[bytes, PublicKey] = {}
+_KEYS: dict[tuple[str, bytes], PublicKey] = {}
 
 
-def validator_key(cert_der: bytes) -> PublicKey:
-    key = _KEYS.get(cert_der)
+def validator_key(suite: Suite, cert_der: bytes) -> PublicKey:
+    """The public key of a validator certificate (cached: validator sets are small)."""
+    key = _KEYS.get((suite.name, cert_der))
     if key is None:
-        pub = x509.load_der_x509_certificate(cert_der).public_key()
-        key = P256PublicKey(pub)  # type: ignore[arg-type]
-        _KEYS[cert_der] = key
+        key = suite.public_key_from_spki(spki(x509.load_der_x509_certificate(cert_der)))
+        _KEYS[(suite.name, cert_der)] = key
     return key
 
 
@@ -43,7 +43,7 @@ def verify_certificate(suite: Suite, config: ChainConfig, header: Header, header
         if v is None:
             raise InvalidBlock(f"{vote.validator_id} is not a validator of configuration "
                                f"sequence {config.sequence}")
-        if not suite.verify(validator_key(v.cert), msg, vote.signature):
+        if not suite.verify(validator_key(suite, v.cert), msg, vote.signature):
             raise InvalidBlock(f"vote of {vote.validator_id} at height {header.height} "
                                "has a bad signature")
         seen.add(vote.validator_id)

@@ -18,8 +18,8 @@ from consortia.crypto import SigningKey, get_suite
 from consortia.identity.membership import Membership
 from consortia.ledger import hashing
 from consortia.types.block import VALID, Block, Certificate, Header
-from consortia.types.config import ChainConfig
-from consortia.types.errors import ConfigError
+from consortia.types.config import ChainConfig, Role
+from consortia.types.errors import ConfigError, ConsortiaError
 from consortia.types.tx import ConfigBody, Envelope, Payload, TxType
 
 GENESIS_FORMAT = "consortia-genesis/1"
@@ -76,8 +76,17 @@ def check_genesis_block(block: Block) -> ChainConfig:
         raise ConfigError("genesis results_root is wrong")
     if hd.config_height != 0 or hd.config_hash != suite.hash(payload.body.config):
         raise ConfigError("genesis header does not commit to its configuration")
-    member = Membership(config, suite).validate(env.signer, (config.policies.config_role,),
-                                                payload.timestamp_ms)
+    membership = Membership(config, suite)
+    member = membership.validate(env.signer, (config.policies.config_role,),
+                                 payload.timestamp_ms)
+    for v in config.validators:
+        try:
+            vm = membership.validate(v.cert, (Role.VALIDATOR,), payload.timestamp_ms)
+        except ConsortiaError as exc:
+            raise ConfigError(f"validator {v.id}: {exc.message}") from exc
+        if vm.org_id != v.org_id:
+            raise ConfigError(f"validator {v.id}'s certificate is from {vm.org_id}, "
+                              f"not {v.org_id}")
     if not suite.verify(member.public_key, env.payload, env.signature):
         raise ConfigError("genesis configuration signature does not verify")
     return config

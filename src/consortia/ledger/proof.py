@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from consortia.crypto import Suite, get_suite
+from consortia.crypto import CryptoError, Suite, get_suite
 from consortia.identity.membership import Membership
 from consortia.ledger import hashing, merkle
 from consortia.ledger.certify import verify_certificate
@@ -126,6 +126,8 @@ def verify_proof(data: bytes, genesis: Genesis) -> VerifiedProof:
         raise
     except ConsortiaError as exc:
         raise InvalidProof(f"{exc.message}") from exc
+    except CryptoError as exc:
+        raise InvalidProof(f"a key or signature in the proof cannot be used: {exc}") from exc
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidProof(f"proof is malformed: {exc}") from exc
 
@@ -156,7 +158,7 @@ def _verify(data: bytes, genesis: Genesis) -> VerifiedProof:
         if cb.header.height <= prev_height or not cb.header.is_config:
             raise InvalidProof(f"config block list out of order at height {cb.header.height}")
         try:
-            _, config = verify_block(suite, config, cb.header.prev_hash, cb, None)
+            _, config = verify_block(suite, config, None, cb, None)
         except ConsortiaError as exc:
             raise InvalidProof(f"configuration block {cb.header.height}: {exc.message}") from exc
         prev_height = cb.header.height
@@ -168,13 +170,18 @@ def _verify(data: bytes, genesis: Genesis) -> VerifiedProof:
     block_hash = hashing.block_hash(suite, header_bytes)
     if header.chain_id != config.chain_id:
         raise InvalidProof("block header is for another chain")
-    if header.height <= prev_height or header.height == 0:
+    if header.height == 0:
+        # Genesis is final by being the genesis the verifier trusts, not by votes.
+        if block_hash != genesis.hash or prev_height != 0:
+            raise InvalidProof("a height-0 block must be the given genesis block")
+    elif header.height <= prev_height:
         raise InvalidProof("block height is not after the configuration blocks given")
-    try:
-        verify_certificate(suite, config, header, block_hash, cert)
-    except ConsortiaError as exc:
-        raise InvalidProof(f"commit certificate: {exc.message}") from exc
-    expected_config_height = header.height if header.is_config else prev_height
+    else:
+        try:
+            verify_certificate(suite, config, header, block_hash, cert)
+        except ConsortiaError as exc:
+            raise InvalidProof(f"commit certificate: {exc.message}") from exc
+    expected_config_height = header.height if header.is_config and header.height else prev_height
     if header.config_height != expected_config_height:
         raise InvalidProof("proof omits configuration blocks the block depends on")
     if not header.is_config and header.config_hash != config_hash(suite, config):

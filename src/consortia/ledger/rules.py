@@ -9,6 +9,7 @@ what makes an offline proof mean the same thing as the node's own check.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from consortia.crypto import Suite
 from consortia.identity import config_update
@@ -49,10 +50,26 @@ def apply_config_tx(suite: Suite, config: ChainConfig, env: Envelope,
     return config_update.apply(config, membership, env.signer, payload)
 
 
-def verify_block(suite: Suite, config: ChainConfig, prev_hash: bytes, block: Block,
+@dataclass(frozen=True, slots=True)
+class Tip:
+    """What a block must follow: the previous block's hash, height, time, and the height of
+    the configuration block in force."""
+
+    hash: bytes
+    height: int
+    timestamp_ms: int
+    config_height: int
+
+    @staticmethod
+    def of(header: Header, block_hash: bytes) -> Tip:
+        return Tip(block_hash, header.height, header.timestamp_ms, header.config_height)
+
+
+def verify_block(suite: Suite, config: ChainConfig, prev: Tip | None, block: Block,
                  results: Sequence[Result] | None) -> tuple[bytes, ChainConfig]:
-    """Check ``block`` follows ``prev_hash`` under ``config`` (the configuration in force
-    before it). ``results`` are the stored results, when the caller has them.
+    """Check ``block`` under ``config`` (the configuration in force before it), following
+    ``prev`` when the caller knows the previous block (the offline verifier, walking only
+    configuration blocks, does not). ``results`` are the stored results, when known.
 
     Returns the block's hash and the configuration in force after it.
     """
@@ -61,8 +78,16 @@ def verify_block(suite: Suite, config: ChainConfig, prev_hash: bytes, block: Blo
     where = f"block {hd.height}"
     if hd.chain_id != config.chain_id:
         raise InvalidBlock(f"{where}: chain id {hd.chain_id!r} is not {config.chain_id!r}")
-    if hd.prev_hash != prev_hash:
-        raise InvalidBlock(f"{where}: prev_hash does not link to the block before it")
+    if prev is not None:
+        if hd.height != prev.height + 1:
+            raise InvalidBlock(f"{where}: does not follow height {prev.height}")
+        if hd.prev_hash != prev.hash:
+            raise InvalidBlock(f"{where}: prev_hash does not link to the block before it")
+        if hd.timestamp_ms < prev.timestamp_ms:
+            raise InvalidBlock(f"{where}: timestamp is earlier than the previous block's")
+        if not hd.is_config and hd.config_height != prev.config_height:
+            raise InvalidBlock(f"{where}: config_height {hd.config_height} is not the "
+                               f"configuration in force ({prev.config_height})")
     if hd.tx_count != len(block.envelopes):
         raise InvalidBlock(f"{where}: header counts {hd.tx_count} transactions, "
                            f"body has {len(block.envelopes)}")
@@ -82,6 +107,8 @@ def verify_block(suite: Suite, config: ChainConfig, prev_hash: bytes, block: Blo
             after = apply_config_tx(suite, config, env, Payload.decode(env.payload))
         except ConsortiaError as exc:
             raise InvalidBlock(f"{where}: configuration transaction is invalid: {exc}") from exc
+    elif hd.config_height >= hd.height:
+        raise InvalidBlock(f"{where}: config_height names a later block")
     if hd.config_hash != config_hash(suite, after):
         raise InvalidBlock(f"{where}: config_hash does not match the configuration in force")
     return h, after

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from consortia.crypto import get_suite
 from consortia.ledger.genesis import Genesis
-from consortia.ledger.rules import verify_block
+from consortia.ledger.rules import Tip, verify_block
 from consortia.ledger.store import LedgerStore
 from consortia.types.block import Block, Certificate, Header
 from consortia.types.config import ChainConfig
@@ -36,6 +36,16 @@ def load_block(store: LedgerStore, height: int) -> tuple[Block, list[bytes], lis
     return block, [t.txid for t in txs], [t.result for t in txs]
 
 
+def _tip(store: LedgerStore, height: int) -> Tip:
+    blk = store.block(height)
+    if blk is None:
+        raise ChainCorrupted(f"block {height} is missing from the store")
+    try:
+        return Tip.of(Header.decode(blk.header), blk.hash)
+    except ConsortiaError as exc:
+        raise ChainCorrupted(f"block {height} header cannot be decoded: {exc.message}") from exc
+
+
 def verify_chain(store: LedgerStore, genesis: Genesis, *, tail: int | None = DEFAULT_TAIL,
                  progress: Callable[[int, int], None] | None = None) -> int:
     """Verify the last ``tail`` blocks (all of them when ``tail`` is None).
@@ -51,25 +61,23 @@ def verify_chain(store: LedgerStore, genesis: Genesis, *, tail: int | None = DEF
     g = store.block(0)
     if g is None or g.hash != genesis.hash or g.header != genesis.block.header_bytes:
         raise ChainCorrupted("block 0 of the store is not the genesis block of this chain")
+    if [t.envelope for t in store.block_txs(0)] != list(genesis.block.envelopes):
+        raise ChainCorrupted("block 0: the stored genesis transaction differs from the "
+                             "genesis file's")
     start = 1 if tail is None else max(1, top - tail + 1)
     config: ChainConfig = genesis.config
     # Replay configuration blocks before the range (each was checked when it was in range).
     for cb in store.config_blocks(up_to=start - 1):
         block, _, results = load_block(store, cb.height)
-        prev = store.block(cb.height - 1)
-        assert prev is not None
         try:
-            _, config = verify_block(suite, config, prev.hash, block, results)
+            _, config = verify_block(suite, config, _tip(store, cb.height - 1), block, results)
         except ConsortiaError as exc:
             raise ChainCorrupted(f"block {cb.height}: {exc.message}") from exc
-    prev_blk = store.block(start - 1)
-    if prev_blk is None:
-        raise ChainCorrupted(f"block {start - 1} is missing from the store")
-    prev_hash = prev_blk.hash
+    prev = _tip(store, start - 1)
     for h in range(start, top + 1):
         block, txids, results = load_block(store, h)
         try:
-            block_hash, config = verify_block(suite, config, prev_hash, block, results)
+            block_hash, config = verify_block(suite, config, prev, block, results)
         except ConsortiaError as exc:
             raise ChainCorrupted(f"{exc.message}") from exc
         stored = store.block(h)
@@ -83,7 +91,7 @@ def verify_chain(store: LedgerStore, genesis: Genesis, *, tail: int | None = DEF
                 raise ChainCorrupted(f"block {h} tx {i}: {exc.message}") from exc
             if suite.hash(env.payload) != txids[i]:
                 raise ChainCorrupted(f"block {h} tx {i}: stored id is not its payload hash")
-        prev_hash = block_hash
+        prev = Tip.of(block.header, block_hash)
         if progress is not None:
             progress(h - start + 1, top - start + 1)
     _, in_force = store.config_in_force()

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any
 
 import msgpack
 import orjson
 from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from consortia import __version__
+from consortia.ledger.verify import load_block
 from consortia.node.service import Node
 from consortia.node.views import block_view, record_view, tx_view
 from consortia.types.errors import (
@@ -96,11 +100,19 @@ def _parse_batch(request: Request, body: bytes, max_batch: int) -> list[bytes]:
             raise Malformed('expected {"envelopes": ["<base64>", ...]}')
         items = [_b64(x, f"envelopes[{i}]") for i, x in enumerate(doc["envelopes"])]
     elif ctype == "application/msgpack":
+        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=len(body) + 1)
+        unpacker.feed(body)
         try:
-            items = msgpack.unpackb(body, raw=False, max_array_len=max_batch + 1)
-        except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
+            count = unpacker.read_array_header()
+            if count > max_batch:
+                raise TooLarge(f"a batch holds at most {max_batch} transactions")
+            items = [unpacker.unpack() for _ in range(count)]
+            if unpacker.tell() != len(body):
+                raise Malformed("trailing bytes after the batch array")
+        except (ValueError, msgpack.OutOfData, msgpack.FormatError, msgpack.StackError,
+                msgpack.ExtraData):
             raise Malformed("body is not a msgpack array of byte strings") from None
-        if not isinstance(items, list) or not all(isinstance(x, bytes) for x in items):
+        if not all(isinstance(x, bytes) for x in items):
             raise Malformed("body is not a msgpack array of byte strings")
     else:
         raise UnsupportedMediaType(f"unsupported content type {ctype!r}")
@@ -120,6 +132,8 @@ def _hex_id(value: str, what: str = "transaction id") -> bytes:
         raise Malformed(f"{what} must be 32 bytes")
     return raw
 
+
+_HEIGHT = re.compile(r"[0-9]{1,18}")
 
 _SINGLE_BODY = {"requestBody": {"required": True, "content": {
     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
@@ -145,6 +159,19 @@ def create_app(node: Node) -> FastAPI:
     @app.exception_handler(ConsortiaError)
     async def _on_error(_: Request, exc: ConsortiaError) -> ORJSONResponse:
         return _error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _on_invalid(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+        where = "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}"
+                          for e in exc.errors())
+        return _error(Malformed(f"invalid request: {where}"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _on_http(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return ORJSONResponse({"error": {"code": codes.get(exc.status_code, "http_error"),
+                                         "message": str(exc.detail)}},
+                              status_code=exc.status_code)
 
     @app.post("/v1/transactions", tags=["transactions"], openapi_extra=_SINGLE_BODY,
               status_code=202, summary="Submit one signed transaction")
@@ -212,7 +239,7 @@ def create_app(node: Node) -> FastAPI:
                         raw: bool = Query(False, description="canonical block bytes")) -> Any:
         if len(block_id) == 64:
             blk = node.store.block_by_hash(_hex_id(block_id, "block hash"))
-        elif block_id.isdigit() and len(block_id) < 19:
+        elif _HEIGHT.fullmatch(block_id):
             blk = node.store.block(int(block_id))
         else:
             raise Malformed("block id is a height or a 64-digit hex hash")
@@ -220,7 +247,6 @@ def create_app(node: Node) -> FastAPI:
             raise NotFound(f"no block {block_id}")
         txs = node.store.block_txs(blk.height)
         if raw:
-            from consortia.ledger.verify import load_block
             block, _, _ = load_block(node.store, blk.height)
             return Response(block.encode(), media_type="application/msgpack")
         return block_view(blk, txs)

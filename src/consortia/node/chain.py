@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from consortia.consensus.support import Proposal
+from consortia.consensus.support import PreparedBlock
 from consortia.crypto import SigningKey, get_suite
 from consortia.execution import notary
 from consortia.identity.membership import Membership
@@ -73,7 +73,7 @@ class Chain:
     def sign(self, message: bytes) -> bytes:
         return self._key.sign(message)
 
-    def prepare(self, batch: Sequence[TxT], timestamp_ms: int, proposer: str) -> Proposal:
+    def prepare(self, batch: Sequence[TxT], timestamp_ms: int, proposer: str) -> PreparedBlock:
         height = self.next_height()
         ex = notary.execute(self.suite, self.config, self.membership, batch)
         envelopes = tuple(t.raw for t in batch)
@@ -87,12 +87,12 @@ class Chain:
             config_height=height if ex.new_config else self.config_height,
             config_hash=config_hash(self.suite, after))
         hb = header.encode()
-        return Proposal(header, hb, hashing.block_hash(self.suite, hb), envelopes,
+        return PreparedBlock(header, hb, hashing.block_hash(self.suite, hb), envelopes,
                         _Artifacts(batch, ex))
 
     # -- commit ------------------------------------------------------------------------------
 
-    def commit(self, block: Block, proposal: Proposal) -> ChainConfig | None:
+    def commit(self, block: Block, proposal: PreparedBlock) -> ChainConfig | None:
         """Store a final block; returns the new configuration if the block changed it."""
         art: _Artifacts = proposal.artifacts
         ex = art.execution

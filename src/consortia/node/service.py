@@ -31,7 +31,14 @@ from consortia.node.settings import NodeSettings
 from consortia.txpool.admission import Admission
 from consortia.txpool.pool import TxPool
 from consortia.types.block import Result
-from consortia.types.errors import ConsortiaError, Duplicate, NotFound, Unavailable
+from consortia.types.config import ConsensusKind
+from consortia.types.errors import (
+    ConfigError,
+    ConsortiaError,
+    Duplicate,
+    NotFound,
+    Unavailable,
+)
 from consortia.types.tx import Tx
 
 log = logging.getLogger("consortia.node")
@@ -68,6 +75,9 @@ class Node:
         self.genesis = load_genesis(settings.resolve(settings.node.genesis))
         ident = FileKeystore(settings.resolve(settings.identity.keystore)).load(
             settings.identity.name, settings.passphrase())
+        if self.genesis.config.consensus is not ConsensusKind.SOLO:
+            raise ConfigError(f"this node runs solo consensus only; the genesis asks for "
+                              f"{self.genesis.config.consensus}")
         check_validator_identity(self.genesis.config, self.node_id, ident.cert_der)
         self.cert_der = ident.cert_der
         data_dir = settings.resolve(settings.node.data_dir)

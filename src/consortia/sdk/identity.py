@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from consortia.crypto import PublicKey, SigningKey, Suite, get_suite
-from consortia.crypto.p256 import P256PublicKey
 from consortia.identity.keystore import FileKeystore
+from consortia.identity.membership import spki
 
 
 @dataclass(frozen=True)
@@ -68,4 +68,5 @@ class Recipient:
         c = (x509.load_pem_x509_certificate(cert) if cert.lstrip().startswith(b"-----")
              else x509.load_der_x509_certificate(cert))
         der = c.public_bytes(Encoding.DER)
-        return cls(der, get_suite(suite).hash(der), P256PublicKey(c.public_key()))  # type: ignore[arg-type]
+        s = get_suite(suite)
+        return cls(der, s.hash(der), s.public_key_from_spki(spki(c)))

@@ -7,6 +7,9 @@ integer, string or byte-string header). ``decode`` accepts only bytes that
 packed again and must equal the input byte for byte. That one rule rejects
 non-minimal integers, maps with duplicate keys, trailing bytes and every other
 second spelling of the same value, so a hash of the bytes identifies the value.
+The unpacker itself still accepts maps, floats and extension values; no schema
+field does (``Reader`` admits only arrays, integers, strings, byte strings and
+booleans), so no accepted structure can contain them.
 
 ``Reader`` walks a decoded array field by field with type and size checks, so
 schema decoders stay short and every rejection names the field.
@@ -84,10 +87,10 @@ class Reader:
         v = self._next(name)
         if not isinstance(v, bytes):
             raise Malformed(f"{self._what}.{name}: expected bytes")
-        if len(v) > max_len:
-            raise TooLarge(f"{self._what}.{name}: {len(v)} bytes exceeds the limit of {max_len}")
         if exact is not None and len(v) != exact:
             raise Malformed(f"{self._what}.{name}: expected exactly {exact} bytes")
+        if len(v) > max_len:
+            raise TooLarge(f"{self._what}.{name}: {len(v)} bytes exceeds the limit of {max_len}")
         if len(v) < min_len:
             raise Malformed(f"{self._what}.{name}: shorter than {min_len} bytes")
         return v

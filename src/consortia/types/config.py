@@ -18,6 +18,8 @@ from consortia.types.errors import ConfigError, Malformed
 CONFIG_VERSION = 1
 MAX_ORGS = 256
 MAX_VALIDATORS = 256
+MAX_BLOCK_BYTES = 12 * 1024 * 1024
+"""Upper bound of ``max_block_bytes``: below the 16 MiB a block decoder accepts."""
 
 
 class Role(StrEnum):
@@ -142,6 +144,10 @@ class ChainConfig:
         lim = self.limits
         if lim.max_block_txs < 1 or lim.max_block_bytes < 1024 or lim.batch_timeout_ms < 1:
             raise ConfigError("block limits must be positive")
+        if lim.max_tx_bytes > lim.max_block_bytes:
+            raise ConfigError("max_tx_bytes must not exceed max_block_bytes")
+        if lim.max_block_bytes > MAX_BLOCK_BYTES:
+            raise ConfigError(f"max_block_bytes is at most {MAX_BLOCK_BYTES}")
         if lim.tx_window_ms < 1000:
             raise ConfigError("the transaction acceptance window must be at least 1 s")
 
