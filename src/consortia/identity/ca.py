@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
-from consortia.crypto import PublicKey, SigningKey, get_suite
+from consortia.crypto import CryptoError, PublicKey, SigningKey, get_suite
 from consortia.crypto.p256 import P256PublicKey, native_signing_key
 from consortia.types.config import Role
 from consortia.types.errors import ConfigError
@@ -147,6 +147,7 @@ class CertificateAuthority:
         directory.mkdir(parents=True, exist_ok=True)
         key_path = directory / "ca-key.pem"
         fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # also when the file existed with a looser mode
         with os.fdopen(fd, "wb") as f:
             f.write(self.key.to_pem(passphrase))
         (directory / "ca-cert.pem").write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
@@ -157,8 +158,11 @@ class CertificateAuthority:
     @classmethod
     def load(cls, directory: Path, passphrase: bytes) -> CertificateAuthority:
         state = json.loads((directory / "ca-state.json").read_text())
-        key = get_suite("p256-sha256").load_private_key(
-            (directory / "ca-key.pem").read_bytes(), passphrase)
+        try:
+            key = get_suite("p256-sha256").load_private_key(
+                (directory / "ca-key.pem").read_bytes(), passphrase)
+        except CryptoError as exc:
+            raise ConfigError(f"cannot open the CA key in {directory}: wrong passphrase?") from exc
         cert = x509.load_pem_x509_certificate((directory / "ca-cert.pem").read_bytes())
         return cls(state["org_id"], key, cert,
                    {int(k): int(v) for k, v in state["revoked"].items()},

@@ -42,6 +42,7 @@ class FileKeystore:
         d = self.path(name)
         d.mkdir(parents=True, exist_ok=True)
         fd = os.open(d / "key.pem", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # also when the file existed with a looser mode
         with os.fdopen(fd, "wb") as f:
             f.write(key.to_pem(passphrase))
         (d / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 
-from consortia.crypto import SigningKey, get_suite
+from consortia.crypto import CryptoError, SigningKey, get_suite
 from consortia.identity.membership import Membership
 from consortia.ledger import hashing
 from consortia.types.block import VALID, Block, Certificate, Header
@@ -76,6 +76,9 @@ def check_genesis_block(block: Block) -> ChainConfig:
         raise ConfigError("genesis results_root is wrong")
     if hd.config_height != 0 or hd.config_hash != suite.hash(payload.body.config):
         raise ConfigError("genesis header does not commit to its configuration")
+    h = hashing.block_hash(suite, block.header_bytes)
+    if block.certificate != Certificate(0, 0, h, ()):
+        raise ConfigError("genesis certificate must be empty and name the genesis hash")
     membership = Membership(config, suite)
     member = membership.validate(env.signer, (config.policies.config_role,),
                                  payload.timestamp_ms)
@@ -92,19 +95,35 @@ def check_genesis_block(block: Block) -> ChainConfig:
     return config
 
 
+def _suite_of(block: Block) -> str:
+    env = Envelope.decode(block.envelopes[0]) if block.envelopes else None
+    if env is None:
+        raise ConfigError("genesis block holds no transaction")
+    body = Payload.decode(env.payload).body
+    if not isinstance(body, ConfigBody):
+        raise ConfigError("genesis transaction is not a configuration")
+    return ChainConfig.decode(body.config).suite
+
+
 def load_genesis(data: bytes | Path) -> Genesis:
     raw = data.read_bytes() if isinstance(data, Path) else data
     try:
         doc = orjson.loads(raw)
-        if doc.get("format") != GENESIS_FORMAT:
-            raise ConfigError(f"not a genesis file (format {doc.get('format')!r})")
+        if not isinstance(doc, dict) or doc.get("format") != GENESIS_FORMAT:
+            raise ConfigError("not a genesis file (format is not " + GENESIS_FORMAT + ")")
         block = Block.decode(bytes.fromhex(doc["block"]))
-    except (orjson.JSONDecodeError, KeyError, ValueError, AttributeError) as exc:
+        h = hashing.block_hash(get_suite(_suite_of(block)), block.header_bytes)
+        if doc.get("hash") != h.hex():
+            raise ConfigError("genesis file hash does not match its block")
+        config = check_genesis_block(block)
+    except ConfigError:
+        raise
+    except ConsortiaError as exc:
+        raise ConfigError(f"genesis file is damaged: {exc.message}") from exc
+    except CryptoError as exc:
+        raise ConfigError(f"genesis file is unusable: {exc}") from exc
+    except (orjson.JSONDecodeError, KeyError, ValueError, AttributeError, TypeError) as exc:
         raise ConfigError(f"genesis file is malformed: {exc}") from exc
-    config = check_genesis_block(block)
-    h = hashing.block_hash(get_suite(config.suite), block.header_bytes)
-    if doc.get("hash") != h.hex():
-        raise ConfigError("genesis file hash does not match its block")
     if doc.get("chain_id") != config.chain_id:
         raise ConfigError("genesis file chain_id does not match its block")
     return Genesis(block, h, config)

@@ -172,7 +172,8 @@ def _verify(data: bytes, genesis: Genesis) -> VerifiedProof:
         raise InvalidProof("block header is for another chain")
     if header.height == 0:
         # Genesis is final by being the genesis the verifier trusts, not by votes.
-        if block_hash != genesis.hash or prev_height != 0:
+        if (block_hash != genesis.hash or prev_height != 0
+                or cert != genesis.block.certificate):
             raise InvalidProof("a height-0 block must be the given genesis block")
     elif header.height <= prev_height:
         raise InvalidProof("block height is not after the configuration blocks given")

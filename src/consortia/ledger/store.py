@@ -277,6 +277,18 @@ class LedgerStore:
                 (category, to_ms, t0, t0, s0, limit)).fetchall()
         return [_record(r) for r in rows]
 
+    def counts(self) -> tuple[int, int, int, int]:
+        """(first height with transactions but no block row (-1: none), highest tx seq, sum
+        of block tx counts, highest config block): what a consistency check compares."""
+        with self._rlock:
+            row = self._r.execute(
+                "SELECT (SELECT COALESCE(MIN(t.height), -1) FROM txs t"
+                "        LEFT JOIN blocks b ON b.height = t.height WHERE b.height IS NULL),"
+                " (SELECT COALESCE(MAX(seq), 0) FROM txs),"
+                " (SELECT COALESCE(SUM(tx_count), 0) FROM blocks),"
+                " (SELECT COALESCE(MAX(height), -1) FROM blocks WHERE is_config=1)").fetchone()
+        return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
     def size_bytes(self) -> int:
         total = 0
         for suffix in ("", "-wal"):

@@ -46,6 +46,21 @@ def _tip(store: LedgerStore, height: int) -> Tip:
         raise ChainCorrupted(f"block {height} header cannot be decoded: {exc.message}") from exc
 
 
+def _check_counts(store: LedgerStore) -> None:
+    """Cheap whole-store consistency: no transaction outside a stored block, no gap."""
+    orphan, max_seq, total, config_top = store.counts()
+    if orphan >= 0:
+        raise ChainCorrupted(f"block {orphan} is missing: its transactions are stored but "
+                             "its block row is not")
+    if max_seq != total:
+        raise ChainCorrupted(f"the blocks count {total} transactions, the store holds "
+                             f"{max_seq} (rows were lost or added)")
+    meta_height = store.meta("config_height")
+    if meta_height is None or int(meta_height.decode()) != config_top:
+        raise ChainCorrupted("the configuration in force does not name the last "
+                             "configuration block (a configuration flag was altered)")
+
+
 def verify_chain(store: LedgerStore, genesis: Genesis, *, tail: int | None = DEFAULT_TAIL,
                  progress: Callable[[int, int], None] | None = None) -> int:
     """Verify the last ``tail`` blocks (all of them when ``tail`` is None).
@@ -84,6 +99,8 @@ def verify_chain(store: LedgerStore, genesis: Genesis, *, tail: int | None = DEF
         assert stored is not None
         if stored.hash != block_hash:
             raise ChainCorrupted(f"block {h}: stored hash does not match its header")
+        if stored.is_config != block.header.is_config:
+            raise ChainCorrupted(f"block {h}: stored configuration flag contradicts its header")
         for i, env_bytes in enumerate(block.envelopes):
             try:
                 env = Envelope.decode(env_bytes)
@@ -94,6 +111,7 @@ def verify_chain(store: LedgerStore, genesis: Genesis, *, tail: int | None = DEF
         prev = Tip.of(block.header, block_hash)
         if progress is not None:
             progress(h - start + 1, top - start + 1)
+    _check_counts(store)
     _, in_force = store.config_in_force()
     if in_force.encode() != config.encode():
         raise ChainCorrupted("stored configuration in force differs from the chain's")

@@ -47,6 +47,7 @@ NETWORK_FILE = "network.json"
 def _write_secret(path: Path, value: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when the file existed with a looser mode
     with os.fdopen(fd, "w") as f:
         f.write(value + "\n")
 
