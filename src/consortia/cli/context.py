@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 
 import orjson
 from rich.console import Console
+from rich.markup import escape
 
 from consortia.sdk import Identity, LocalNetwork, NodeClient
 from consortia.types.errors import ConsortiaError
@@ -43,7 +44,7 @@ def identity(network: Path | None, ref: str | None) -> Identity:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}")
+    err_console.print(f"[bold red]error:[/] {escape(message)}")
     sys.exit(code)
 
 

@@ -139,7 +139,14 @@ def up(net: NetworkOpt = None,
 
 def main() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    app()
+    try:
+        app()
+    except httpx.TransportError as exc:
+        try:
+            where = str(exc.request.url)
+        except RuntimeError:  # raised by httpx when the error carries no request
+            where = "the node"
+        fail(f"cannot reach {where}: {exc.__class__.__name__} ({exc}); is the node running?")
 
 
 if __name__ == "__main__":

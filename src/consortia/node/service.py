@@ -204,12 +204,19 @@ class Node:
         assert self._arrived is not None
         loop = asyncio.get_running_loop()
         while True:
-            await self._arrived.wait()
+            if len(self.pool) == 0:
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            # Cut when a block is full or the oldest waiting transaction has waited the
+            # batch timeout. Leftovers of a cut (a configuration transaction goes alone, a
+            # byte limit was reached) keep their arrival time, so they are cut next at once.
             limits = self.chain.config.limits
-            timeout = limits.batch_timeout_ms / 1000
+            if self._first_arrival is None:
+                self._first_arrival = time.monotonic()
+            deadline = self._first_arrival + limits.batch_timeout_ms / 1000
             while len(self.pool) < limits.max_block_txs:
-                assert self._first_arrival is not None
-                remaining = self._first_arrival + timeout - time.monotonic()
+                remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 self._arrived.clear()
@@ -219,12 +226,7 @@ class Node:
                     break
             batch = self.pool.take_batch(limits.max_block_txs, limits.max_block_bytes)
             if len(self.pool) == 0:
-                self._arrived.clear()
                 self._first_arrival = None
-            else:
-                self._first_arrival = time.monotonic()
-            if not batch:
-                continue
             try:
                 results = await loop.run_in_executor(self._commit, self._order_and_commit, batch)
             except Exception:

@@ -226,8 +226,16 @@ class AsyncNodeClient:
         out: dict[str, Any] = await self._do(_Call("GET", f"/v1/blocks/{block_id}"))
         return out
 
+    async def blocks(self, limit: int = 10) -> dict[str, Any]:
+        out: dict[str, Any] = await self._do(_Call("GET", "/v1/blocks", {"limit": limit}))
+        return out
+
     async def chain_info(self) -> dict[str, Any]:
         out: dict[str, Any] = await self._do(_Call("GET", "/v1/chain"))
+        return out
+
+    async def genesis(self) -> bytes:
+        out: bytes = await self._do(_Call("GET", "/v1/genesis", raw=True))
         return out
 
     async def records(self, *, business_id: str | None = None, category: str | None = None,
