@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -193,10 +194,11 @@ def get(tx_id: Annotated[str | None, typer.Argument(help="transaction id")] = No
         print_json(page)
         return
     t = Table(title=f"records ({len(page['records'])})")
-    for col in ("business id", "category", "business time", "type", "block", "tx id"):
+    for col in ("business id", "category", "business time (UTC)", "type", "block", "tx id"):
         t.add_column(col)
     for r in page["records"]:
-        t.add_row(r["business_id"], r["category"], str(r["business_time_ms"]), r["type"],
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["business_time_ms"] / 1000))
+        t.add_row(r["business_id"], r["category"], when, r["type"].removeprefix("notary_"),
                   f"{r['height']}#{r['index']}", r["tx_id"][:16] + "…")
     console.print(t)
 
