@@ -146,3 +146,15 @@ def test_up_notarize_stop_and_resume(tmp_path, ups):
     # `kill -INT <pid of up>`: only up gets the signal and must stop its node.
     again.proc.send_signal(signal.SIGINT)
     _stopped(again, "SIGINT to its pid")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_up_stops_its_node_on_termination_signals(tmp_path, ups, sig):
+    """A supervisor's SIGTERM or a closed terminal's SIGHUP reaches `up` alone; it must not
+    leave its node orphaned."""
+    up = Up(tmp_path / "dev", free_port(), tmp_path, 0)
+    ups.append(up)
+    up.wait_up()
+    assert up.node_pids()
+    up.proc.send_signal(sig)
+    _stopped(up, sig.name)

@@ -126,6 +126,12 @@ def up(net: NetworkOpt = None,
         "  consortia chain info\n\n"
         "Ctrl-C stops the node; `consortia up` again resumes the same chain.",
         title="consortia up"))
+    def _stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # A supervisor's SIGTERM or a closed terminal's SIGHUP stops the node too, never orphans it.
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGHUP, _stop)
     try:
         sys.exit(proc.wait())
     except KeyboardInterrupt:
