@@ -115,6 +115,17 @@ async def paced(url: str, bodies: list[bytes], per_batch: int,
             "mean_ms": statistics.fmean(lat) * 1000 if lat else float("nan")}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def self_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -158,7 +169,11 @@ def main() -> int:
         else:
             raise SystemExit("node did not start")
         print("saturation …", file=sys.stderr)
-        sat = asyncio.run(saturate(url, batches(sat_envs, args.batch), args.clients, args.batch))
+        bodies = batches(sat_envs, args.batch)
+        node_cpu0, client_cpu0 = cpu_seconds(proc.pid), self_cpu_seconds()
+        sat = asyncio.run(saturate(url, bodies, args.clients, args.batch))
+        node_cpu = cpu_seconds(proc.pid) - node_cpu0
+        client_cpu = self_cpu_seconds() - client_cpu0
         print("half load …", file=sys.stderr)
         half = asyncio.run(paced(url, batches(half_envs, 100), 100, sat["tps"] / 2))
         info = httpx.get(f"{url}/v1/chain", timeout=10).json()
@@ -176,6 +191,11 @@ def main() -> int:
         "presign_tx_per_s": round((args.txs + args.txs // 3) / sign_s),
         "saturation": {k: round(v, 1) for k, v in sat.items()},
         "half_load": {k: round(v, 1) for k, v in half.items()},
+        "saturation_cpu_us_per_tx": {
+            "node": round(node_cpu / sat["committed"] * 1e6, 1),
+            "client": round(client_cpu / sat["committed"] * 1e6, 1),
+            "node_cores_busy": round(node_cpu / sat["seconds"], 2),
+        },
         "node_peak_rss_mb": round(rss, 1),
         "chain_height": info["height"], "chain_txs": info["tx_count"],
         "disk_bytes_per_tx": round(disk / info["tx_count"]),
