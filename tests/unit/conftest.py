@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from consortia.consensus.core import BatchReady, Commit
 from consortia.consensus.solo import Solo
+from consortia.consensus.support import PreparedBlock
 from consortia.crypto import get_suite
 from consortia.identity.ca import CertificateAuthority, cert_der
 from consortia.ledger.genesis import Genesis, make_genesis
@@ -138,8 +140,26 @@ def digest_tx(identity: Identity, business_id: str, data: bytes = b"doc", *,
     return sign_tx(identity, body, chain_id=chain_id, timestamp_ms=timestamp_ms)
 
 
+class FixedBatchSupport:
+    """A consensus Support that hands solo exactly the batch a test chose (even empty)."""
+
+    def __init__(self, chain: Chain) -> None:
+        self.chain = chain
+        self.chain_id = chain.chain_id
+        self.batch: list[Tx] = []
+
+    def next_height(self) -> int:
+        return self.chain.next_height()
+
+    def propose(self, now_ms: int, proposer: str) -> PreparedBlock:
+        return self.chain.prepare(self.batch, now_ms, proposer)
+
+    def sign(self, message: bytes) -> bytes:
+        return self.chain.sign(message)
+
+
 class Harness:
-    """An in-process node: ledger store, Chain (the Support), Solo and Admission."""
+    """An in-process node: ledger store, Chain, Solo over a fixed-batch Support, Admission."""
 
     def __init__(self, path: Path, world: World, clock: Callable[[], int] = lambda: NOW_MS
                  ) -> None:
@@ -147,17 +167,25 @@ class Harness:
         self.world = world
         self.store = LedgerStore(path)
         self.chain = Chain(self.store, world.genesis, world.validator.key)
-        self.solo = Solo(self.chain, "validator0")
+        self.support = FixedBatchSupport(self.chain)
+        self.solo = Solo(self.support, "validator0")
         self.admission = Admission(SUITE, self.chain.config, clock)
         self.block_time = NOW_MS
 
     def admit(self, *signed: SignedTx) -> list[Tx]:
         return [self.admission.check(s.envelope) for s in signed]
 
+    def solo_order(self, txs: Sequence[Tx], now_ms: int) -> tuple[Block, PreparedBlock]:
+        """Let solo build and certify a block of ``txs`` (not stored)."""
+        self.support.batch = list(txs)
+        (action,) = self.solo.step(BatchReady(now_ms))
+        assert isinstance(action, Commit) and action.prepared is not None
+        return action.block, action.prepared
+
     def order(self, txs: Sequence[Tx]) -> tuple[Block, list[Result]]:
         """Order and commit one block of already admitted transactions."""
         self.block_time += 1
-        block, proposal = self.solo.order(list(txs), self.block_time)
+        block, proposal = self.solo_order(txs, self.block_time)
         new_config = self.chain.commit(block, proposal)
         if new_config is not None:
             self.admission.reconfigure(new_config)

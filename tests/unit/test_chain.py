@@ -272,7 +272,7 @@ def test_chain_refuses_a_store_of_another_chain(tmp_path: Path) -> None:
 
 def test_store_refuses_out_of_order_commit(harness: Harness) -> None:
     s = digest_tx(harness.world.org1["alice"], "x")
-    block, proposal = harness.solo.order(harness.admit(s), NOW_MS + 1)
+    block, proposal = harness.solo_order(harness.admit(s), NOW_MS + 1)
     harness.chain.commit(block, proposal)
     with pytest.raises(ChainCorrupted):
         harness.chain.commit(block, proposal)
@@ -281,7 +281,7 @@ def test_store_refuses_out_of_order_commit(harness: Harness) -> None:
 
 def test_block_timestamps_never_go_backwards(harness: Harness) -> None:
     b1, _ = harness.order(harness.admit(digest_tx(harness.world.org1["alice"], "x")))
-    block, _ = harness.solo.order([], b1.header.timestamp_ms - 10_000)
+    block, _ = harness.solo_order([], b1.header.timestamp_ms - 10_000)
     assert block.header.timestamp_ms >= b1.header.timestamp_ms
 
 

@@ -1,13 +1,11 @@
-"""The narrow interface between a consensus protocol and the rest of the node."""
+"""The narrow interface between a consensus core and the rest of the node."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from consortia.types.block import Header
-from consortia.types.tx import Tx
 
 
 @dataclass(frozen=True)
@@ -25,10 +23,13 @@ class PreparedBlock:
 class Support(Protocol):
     chain_id: str
 
-    def next_height(self) -> int: ...
+    def next_height(self) -> int:
+        """Height of the next block to commit (last committed + 1)."""
+        ...
 
-    def prepare(self, batch: Sequence[Tx], timestamp_ms: int, proposer: str) -> PreparedBlock:
-        """Execute ``batch`` on top of the last block and seal it into a header."""
+    def propose(self, now_ms: int, proposer: str) -> PreparedBlock | None:
+        """Take the next batch of pending transactions and build the next block on top of
+        the last committed one; None when nothing is pending."""
         ...
 
     def sign(self, message: bytes) -> bytes:

@@ -16,7 +16,7 @@ from consortia.ledger.genesis import Genesis
 from consortia.ledger.rules import config_hash
 from consortia.ledger.store import BlockWrite, LedgerStore
 from consortia.ledger.verify import verify_chain
-from consortia.types.block import VALID, Block, Header
+from consortia.types.block import VALID, Block, Header, Result
 from consortia.types.config import ChainConfig
 from consortia.types.errors import ChainCorrupted, ConfigError
 from consortia.types.tx import Envelope, Payload, TxType
@@ -91,6 +91,17 @@ class Chain:
                         _Artifacts(batch, ex))
 
     # -- commit ------------------------------------------------------------------------------
+
+    @staticmethod
+    def batch_of(prepared: PreparedBlock) -> Sequence[TxT]:
+        """The admitted transactions a prepared block was built from."""
+        art: _Artifacts = prepared.artifacts
+        return art.txs
+
+    @staticmethod
+    def results_of(prepared: PreparedBlock) -> list[Result]:
+        art: _Artifacts = prepared.artifacts
+        return art.execution.results
 
     def commit(self, block: Block, proposal: PreparedBlock) -> ChainConfig | None:
         """Store a final block; returns the new configuration if the block changed it."""

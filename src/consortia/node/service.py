@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from consortia import __version__
+from consortia.consensus.core import BatchReady, Commit, Event
 from consortia.consensus.solo import Solo
 from consortia.identity.keystore import FileKeystore
 from consortia.ledger.genesis import load_genesis
@@ -28,6 +29,7 @@ from consortia.ledger.store import LedgerStore, StoredTx
 from consortia.node.chain import Chain, check_validator_identity
 from consortia.node.metrics import NodeMetrics
 from consortia.node.settings import NodeSettings
+from consortia.node.support import NodeSupport
 from consortia.txpool.admission import Admission
 from consortia.txpool.pool import TxPool
 from consortia.types.block import Result
@@ -85,7 +87,8 @@ class Node:
         self.chain = Chain(self.store, self.genesis, ident.key)
         self.admission = Admission(self.chain.suite, self.chain.config, now_ms)
         self.pool = TxPool(settings.pool.max_txs, settings.pool.max_bytes)
-        self.solo = Solo(self.chain, self.node_id)
+        self.support = NodeSupport(self.chain, self.pool)
+        self.core = Solo(self.support, self.node_id)
         self._verify = ThreadPoolExecutor(settings.pool.verify_threads,
                                           thread_name_prefix="verify")
         self._commit = ThreadPoolExecutor(1, thread_name_prefix="commit")
@@ -224,11 +227,9 @@ class Node:
                     await asyncio.wait_for(self._arrived.wait(), remaining)
                 except TimeoutError:
                     break
-            batch = self.pool.take_batch(limits.max_block_txs, limits.max_block_bytes)
-            if len(self.pool) == 0:
-                self._first_arrival = None
             try:
-                results = await loop.run_in_executor(self._commit, self._order_and_commit, batch)
+                committed = await loop.run_in_executor(self._commit, self._step,
+                                                       BatchReady(now_ms()))
             except Exception:
                 # A block that cannot be stored (disk full, I/O error) leaves nothing safe to
                 # do: refuse new work and stop the process, so a supervisor restarts it and
@@ -237,31 +238,39 @@ class Node:
                 self.failed = True
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
-            finally:
+            if len(self.pool) == 0:
+                self._first_arrival = None
+            for height, batch, results in committed:
                 self.pool.done([t.id for t in batch])
+                self._notify(height, batch, results)
             self.metrics.pool_size.set(len(self.pool))
-            self._notify(batch, results)
 
-    def _order_and_commit(self, batch: list[Tx]) -> tuple[int, list[Result]]:
+    def _step(self, event: Event) -> list[tuple[int, Sequence[Tx], list[Result]]]:
+        """Run the consensus core on ``event`` and carry out its actions (commit thread)."""
         t0 = time.perf_counter()
-        block, proposal = self.solo.order(batch, now_ms())
-        new_config = self.chain.commit(block, proposal)
-        if new_config is not None:
-            self.admission.reconfigure(new_config)
-        m = self.metrics
-        m.block_seconds.observe(time.perf_counter() - t0)
-        m.block_txs.observe(len(batch))
-        m.blocks.inc()
-        m.height.set(block.header.height)
-        results = proposal.artifacts.execution.results
-        invalid = sum(1 for r in results if r.code)
-        m.tx_committed.labels("valid").inc(len(batch) - invalid)
-        if invalid:
-            m.tx_committed.labels("invalid").inc(invalid)
-        return block.header.height, results
+        committed = []
+        for action in self.core.step(event):
+            if not isinstance(action, Commit):
+                raise ConsortiaError(f"solo produced an unexpected action {action!r}")
+            assert action.prepared is not None  # solo builds every block it commits
+            block, prepared = action.block, action.prepared
+            new_config = self.chain.commit(block, prepared)
+            if new_config is not None:
+                self.admission.reconfigure(new_config)
+            batch, results = Chain.batch_of(prepared), Chain.results_of(prepared)
+            m = self.metrics
+            m.block_seconds.observe(time.perf_counter() - t0)
+            m.block_txs.observe(len(batch))
+            m.blocks.inc()
+            m.height.set(block.header.height)
+            invalid = sum(1 for r in results if r.code)
+            m.tx_committed.labels("valid").inc(len(batch) - invalid)
+            if invalid:
+                m.tx_committed.labels("invalid").inc(invalid)
+            committed.append((block.header.height, batch, results))
+        return committed
 
-    def _notify(self, batch: list[Tx], outcome: tuple[int, list[Result]]) -> None:
-        height, results = outcome
+    def _notify(self, height: int, batch: Sequence[Tx], results: list[Result]) -> None:
         for i, tx in enumerate(batch):
             waiters = self._waiters.pop(tx.id, None)
             if waiters:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 
 from consortia.types.errors import Duplicate, PoolFull
@@ -13,7 +14,8 @@ class TxPool:
 
     A transaction stays known to the pool (``contains``) from ``add`` until the
     block that carries it is committed (``done``), so a duplicate is refused in
-    that window too; after it the store's unique index refuses it.
+    that window too; after it the store's unique index refuses it. The API thread adds
+    while the commit thread takes batches, so mutations hold a lock.
     """
 
     def __init__(self, max_txs: int, max_bytes: int) -> None:
@@ -22,6 +24,7 @@ class TxPool:
         self._queue: OrderedDict[bytes, Tx] = OrderedDict()
         self._inflight: set[bytes] = set()
         self._bytes = 0
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -38,6 +41,10 @@ class TxPool:
         return txid in self._queue or txid in self._inflight
 
     def add(self, tx: Tx) -> None:
+        with self._lock:
+            self._add(tx)
+
+    def _add(self, tx: Tx) -> None:
         if self.contains(tx.id):
             raise Duplicate(f"transaction {tx.id.hex()} is already pending")
         if len(self._queue) >= self.max_txs or self._bytes + len(tx.raw) > self.max_bytes:
@@ -47,6 +54,10 @@ class TxPool:
 
     def take_batch(self, max_txs: int, max_bytes: int) -> list[Tx]:
         """Cut the next batch: up to the limits, and a configuration transaction alone."""
+        with self._lock:
+            return self._take_batch(max_txs, max_bytes)
+
+    def _take_batch(self, max_txs: int, max_bytes: int) -> list[Tx]:
         batch: list[Tx] = []
         size = 0
         while self._queue and len(batch) < max_txs:
@@ -65,4 +76,5 @@ class TxPool:
         return batch
 
     def done(self, txids: list[bytes]) -> None:
-        self._inflight.difference_update(txids)
+        with self._lock:
+            self._inflight.difference_update(txids)
