@@ -35,3 +35,24 @@ class Support(Protocol):
     def sign(self, message: bytes) -> bytes:
         """Sign with this node's validator key."""
         ...
+
+
+class ReplicaSupport(Support, Protocol):
+    """What multi-validator protocols (raft, pbft) need beyond ``Support``."""
+
+    def validators(self) -> tuple[str, ...]:
+        """Ids of the validators of the configuration in force, in configuration order."""
+        ...
+
+    def last_hash(self) -> bytes:
+        """Hash of the last committed block."""
+        ...
+
+    def validate(self, header_bytes: bytes, envelopes: tuple[bytes, ...]) -> PreparedBlock:
+        """Check a block another validator proposed as the next block (height, link,
+        transactions, execution results) and prepare it; raise ``InvalidBlock`` if wrong."""
+        ...
+
+    def verify(self, validator_id: str, message: bytes, signature: bytes) -> bool:
+        """Whether ``signature`` by ``validator_id`` over ``message`` is valid."""
+        ...

@@ -111,13 +111,16 @@ class ChainConfig:
     def commit_quorum(self) -> int:
         """How many distinct validator votes make a block final.
 
-        solo: its only validator; raft: the leader's signature (the log entry was
-        replicated to a majority before the leader signed); pbft: 2f+1 of n=3f+1.
+        solo: its only validator; raft: a majority (n//2+1), each vote signed by an
+        orderer once it has durably stored the block, so the certificate proves the block
+        survives any f = (n-1)//2 crashes; pbft: 2f+1 commit votes of n = 3f+1.
         """
         n = len(self.validators)
         if self.consensus is ConsensusKind.PBFT:
             f = (n - 1) // 3
             return 2 * f + 1
+        if self.consensus is ConsensusKind.RAFT:
+            return n // 2 + 1
         return 1
 
     def with_org(self, org: OrgConfig) -> ChainConfig:
