@@ -399,3 +399,16 @@ def test_init_network_and_revoke(tmp_path: Path) -> None:
         Membership(new).validate(alice.cert_der, WRITERS, tx.payload.timestamp_ms)
     assert _code(e) == "revoked_identity"
     assert net.ca("orga").crl_number == 1  # persisted
+
+
+def test_commit_quorum_per_consensus_kind(world: World) -> None:
+    import dataclasses
+
+    from consortia.types.config import ConsensusKind
+    v = world.config.validators[0]
+    for n, raft, pbft in [(1, 1, 1), (3, 2, 1), (4, 3, 3), (5, 3, 3), (7, 4, 5)]:
+        vals = tuple(dataclasses.replace(v, id=f"v{i}") for i in range(n))
+        assert dataclasses.replace(world.config, validators=vals,
+                                   consensus=ConsensusKind.RAFT).commit_quorum() == raft
+        assert dataclasses.replace(world.config, validators=vals,
+                                   consensus=ConsensusKind.PBFT).commit_quorum() == pbft
