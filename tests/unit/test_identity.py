@@ -406,9 +406,13 @@ def test_commit_quorum_per_consensus_kind(world: World) -> None:
 
     from consortia.types.config import ConsensusKind
     v = world.config.validators[0]
-    for n, raft, pbft in [(1, 1, 1), (3, 2, 1), (4, 3, 3), (5, 3, 3), (7, 4, 5)]:
+    for n, raft, pbft in [(1, 1, 1), (3, 2, 2), (4, 3, 3), (5, 3, 4), (6, 4, 4), (7, 4, 5),
+                          (10, 6, 7)]:
         vals = tuple(dataclasses.replace(v, id=f"v{i}") for i in range(n))
         assert dataclasses.replace(world.config, validators=vals,
                                    consensus=ConsensusKind.RAFT).commit_quorum() == raft
-        assert dataclasses.replace(world.config, validators=vals,
-                                   consensus=ConsensusKind.PBFT).commit_quorum() == pbft
+        q = dataclasses.replace(world.config, validators=vals,
+                                consensus=ConsensusKind.PBFT).commit_quorum()
+        assert q == pbft
+        f = (n - 1) // 3
+        assert 2 * q - n >= f + 1, "two quorums must share an honest validator"

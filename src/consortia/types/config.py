@@ -113,12 +113,14 @@ class ChainConfig:
 
         solo: its only validator; raft: a majority (n//2+1), each vote signed by an
         orderer once it has durably stored the block, so the certificate proves the block
-        survives any f = (n-1)//2 crashes; pbft: 2f+1 commit votes of n = 3f+1.
+        survives any f = (n-1)//2 crashes; pbft: floor((n+f)/2)+1 commit votes with
+        f = (n-1)//3, which is 2f+1 when n = 3f+1 and, for any other n, still makes two
+        quorums share at least f+1 validators, so at least one honest one (n = 5: 4, not 3).
         """
         n = len(self.validators)
         if self.consensus is ConsensusKind.PBFT:
             f = (n - 1) // 3
-            return 2 * f + 1
+            return (n + f) // 2 + 1
         if self.consensus is ConsensusKind.RAFT:
             return n // 2 + 1
         return 1
