@@ -216,9 +216,16 @@ def test_execute_results_and_records(fresh_world: World) -> None:
 def test_invalid_config_update_block_is_not_a_configuration_block(harness: Harness) -> None:
     w = harness.world
     crl = w.org1.ca.crl()
-    harness.commit(sign_tx(w.org1["admin"], CrlUpdate("org1", crl)))
-    block, results = harness.commit(sign_tx(w.org1["admin"], CrlUpdate("org1", crl)))
+    # Both pass admission (each is newer than the CRL in force then); the second one
+    # reaches execution after the first changed the configuration, and is refused there.
+    first, second = harness.admit(sign_tx(w.org1["admin"], CrlUpdate("org1", crl)),
+                                  sign_tx(w.org1["admin"], CrlUpdate("org1", crl)))
+    harness.order([first])
+    block, results = harness.order([second])
     assert results == [Result(TxStatus.INVALID, "stale_crl")]
+    with pytest.raises(ConfigError) as refused:  # a third is refused at admission already
+        harness.admit(sign_tx(w.org1["admin"], CrlUpdate("org1", crl)))
+    assert refused.value.code == "stale_crl"
     assert block.header.config_height == 1 and not block.header.is_config
     assert not harness.store.block(2).is_config  # type: ignore[union-attr]
     assert harness.chain.config.sequence == 1

@@ -14,7 +14,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
@@ -71,12 +71,24 @@ class _Org:
     crl_number: int
 
 
+# What ``cryptography`` raises on damaged DER. It parses lazily, so these can surface
+# from any attribute access, not only from the load call.
+_PARSE_ERRORS = (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm)
+
+
 def load_crl(org_cert: x509.Certificate, crl_der: bytes) -> tuple[frozenset[int], int]:
-    """Parse a CRL, check it is signed by ``org_cert``; returns (revoked serials, CRL number)."""
+    """Parse a CRL, check it is signed by ``org_cert``; returns (revoked serials, CRL number).
+
+    The CRL comes from a transaction, so it is untrusted input: every parse failure is a
+    ``ConfigError``, never an exception that could reach the commit path."""
     try:
-        crl = x509.load_der_x509_crl(crl_der)
-    except ValueError as exc:
-        raise ConfigError(f"CRL is not valid DER: {exc}") from exc
+        return _load_crl(org_cert, crl_der)
+    except _PARSE_ERRORS as exc:
+        raise ConfigError(f"CRL cannot be parsed: {exc}") from exc
+
+
+def _load_crl(org_cert: x509.Certificate, crl_der: bytes) -> tuple[frozenset[int], int]:
+    crl = x509.load_der_x509_crl(crl_der)
     if crl.issuer != org_cert.subject:
         raise ConfigError("CRL issuer is not the organization's CA")
     pub = org_cert.public_key()
@@ -102,7 +114,11 @@ class Membership:
             except ValueError as exc:
                 raise ConfigError(f"organization {org.id}: CA certificate is not DER") from exc
             revoked, number = load_crl(cert, org.crl) if org.crl else (frozenset(), 0)
-            self._orgs[cert.subject.public_bytes()] = _Org(org, cert, revoked, number)
+            subject = cert.subject.public_bytes()
+            if subject in self._orgs:
+                raise ConfigError(f"organizations {self._orgs[subject].config.id} and {org.id} "
+                                  "have CA certificates with the same subject")
+            self._orgs[subject] = _Org(org, cert, revoked, number)
         self._cache: dict[bytes, Member] = {}
 
     def org_crl_number(self, org_id: str) -> int:
@@ -123,10 +139,17 @@ class Membership:
         if member is not None:
             return member
         try:
-            cert = x509.load_der_x509_certificate(cert_der)
-        except ValueError:
+            member = self._identify(cert_der)
+        except _PARSE_ERRORS:
             raise Unauthorized("signer is not a valid X.509 certificate",
                                code="unknown_identity") from None
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[cert_der] = member
+        return member
+
+    def _identify(self, cert_der: bytes) -> Member:
+        cert = x509.load_der_x509_certificate(cert_der)
         org = self._orgs.get(cert.issuer.public_bytes())
         if org is None:
             raise Unauthorized("signer's issuer is not a CA of this chain",
@@ -157,9 +180,6 @@ class Membership:
             not_after_ms=min(_ms(cert.not_valid_after_utc), _ms(org.cert.not_valid_after_utc)),
             public_key=public_key, fingerprint=self.suite.hash(cert_der),
         )
-        if len(self._cache) >= _CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[cert_der] = member
         return member
 
     def validate(self, cert_der: bytes, roles: tuple[Role, ...], at_ms: int) -> Member:

@@ -106,7 +106,10 @@ def _suite_of(block: Block) -> str:
 
 
 def load_genesis(data: bytes | Path) -> Genesis:
-    raw = data.read_bytes() if isinstance(data, Path) else data
+    try:
+        raw = data.read_bytes() if isinstance(data, Path) else data
+    except OSError as exc:
+        raise ConfigError(f"cannot read the genesis file {data!s}: {exc.strerror}") from exc
     try:
         doc = orjson.loads(raw)
         if not isinstance(doc, dict) or doc.get("format") != GENESIS_FORMAT:

@@ -24,7 +24,7 @@ from typing import Any
 
 from consortia.types.block import Block, Result, TxStatus
 from consortia.types.config import ChainConfig
-from consortia.types.errors import ChainCorrupted
+from consortia.types.errors import ChainCorrupted, ConsortiaError
 from consortia.types.tx import NotaryMeta, TxType
 
 SCHEMA_VERSION = 1
@@ -115,18 +115,21 @@ class LedgerStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._w = self._connect()
-        self._w.executescript(_SCHEMA)
-        self._r = self._connect()
         self._wlock = threading.Lock()
         self._rlock = threading.Lock()
         self._height = -1
         self._tx_total = 0
-        row = self._w.execute("SELECT MAX(height) FROM blocks").fetchone()
-        if row[0] is not None:
-            self._height = int(row[0])
-            self._tx_total = int(self._w.execute(
-                "SELECT COALESCE(MAX(seq), 0) FROM txs").fetchone()[0])
+        try:
+            self._w = self._connect()
+            self._w.executescript(_SCHEMA)
+            self._r = self._connect()
+            row = self._w.execute("SELECT MAX(height) FROM blocks").fetchone()
+            if row[0] is not None:
+                self._height = int(row[0])
+                self._tx_total = int(self._w.execute(
+                    "SELECT COALESCE(MAX(seq), 0) FROM txs").fetchone()[0])
+        except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
+            raise ChainCorrupted(f"{self.path} is not a readable ledger database: {exc}") from exc
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
@@ -162,7 +165,10 @@ class LedgerStore:
         raw, h = self.meta("config"), self.meta("config_height")
         if raw is None or h is None:
             raise ChainCorrupted("the store has no configuration in force")
-        return int(h.decode()), ChainConfig.decode(raw)
+        try:
+            return int(h.decode()), ChainConfig.decode(raw)
+        except (ValueError, ConsortiaError) as exc:
+            raise ChainCorrupted(f"the stored configuration in force is damaged: {exc}") from exc
 
     # -- writes ------------------------------------------------------------------------------
 

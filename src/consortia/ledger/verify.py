@@ -7,6 +7,7 @@ cannot vouch for.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 
 from consortia.crypto import get_suite
@@ -67,8 +68,17 @@ def verify_chain(store: LedgerStore, genesis: Genesis, *, tail: int | None = DEF
 
     Configuration blocks before the checked range are replayed from genesis, so
     each block's certificate is checked under the configuration really in force.
-    Returns the number of blocks checked; raises ``ChainCorrupted``.
+    Returns the number of blocks checked; raises ``ChainCorrupted``, also when rows
+    of the store cannot even be read back (wrong types, damaged pages).
     """
+    try:
+        return _verify_chain(store, genesis, tail, progress)
+    except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
+        raise ChainCorrupted(f"the ledger database is damaged: {exc}") from exc
+
+
+def _verify_chain(store: LedgerStore, genesis: Genesis, tail: int | None,
+                  progress: Callable[[int, int], None] | None) -> int:
     suite = get_suite(genesis.config.suite)
     top = store.height
     if top < 0:

@@ -8,12 +8,13 @@ the status of ``consortia.types.errors``; docs/spec/rest-api.md lists the codes.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import logging
 import re
 from typing import Any
 
-import msgpack
 import orjson
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from consortia import __version__
 from consortia.ledger.verify import load_block
+from consortia.node.bodies import split_bin_array
 from consortia.node.service import Node
 from consortia.node.views import block_view, record_view, tx_view
 from consortia.types.errors import (
@@ -35,6 +37,8 @@ from consortia.types.errors import (
 from consortia.types.tx import Tx
 
 _MAX_WAIT_S = 60.0
+_MAX_INT = 2**62
+log = logging.getLogger("consortia.node.api")
 
 
 class ORJSONResponse(JSONResponse):
@@ -78,8 +82,19 @@ def _json(body: bytes) -> Any:
         raise Malformed("request body is not valid JSON") from None
 
 
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip()
+
+
+def _check_json_size(body: bytes, limit: int) -> None:
+    # Parsed JSON costs many times its size in Python objects: cap it well below raw bodies.
+    if len(body) > limit:
+        raise TooLarge(f"a JSON body is at most {limit} bytes; send raw or msgpack bodies "
+                       "for more")
+
+
 def _parse_single(request: Request, body: bytes) -> bytes:
-    ctype = request.headers.get("content-type", "").split(";")[0].strip()
+    ctype = _content_type(request)
     if ctype == "application/json":
         doc = _json(body)
         if not isinstance(doc, dict) or "envelope" not in doc:
@@ -93,27 +108,14 @@ def _parse_single(request: Request, body: bytes) -> bytes:
 
 
 def _parse_batch(request: Request, body: bytes, max_batch: int) -> list[bytes]:
-    ctype = request.headers.get("content-type", "").split(";")[0].strip()
+    ctype = _content_type(request)
     if ctype == "application/json":
         doc = _json(body)
         if not isinstance(doc, dict) or not isinstance(doc.get("envelopes"), list):
             raise Malformed('expected {"envelopes": ["<base64>", ...]}')
         items = [_b64(x, f"envelopes[{i}]") for i, x in enumerate(doc["envelopes"])]
     elif ctype == "application/msgpack":
-        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=len(body) + 1)
-        unpacker.feed(body)
-        try:
-            count = unpacker.read_array_header()
-            if count > max_batch:
-                raise TooLarge(f"a batch holds at most {max_batch} transactions")
-            items = [unpacker.unpack() for _ in range(count)]
-            if unpacker.tell() != len(body):
-                raise Malformed("trailing bytes after the batch array")
-        except (ValueError, msgpack.OutOfData, msgpack.FormatError, msgpack.StackError,
-                msgpack.ExtraData):
-            raise Malformed("body is not a msgpack array of byte strings") from None
-        if not all(isinstance(x, bytes) for x in items):
-            raise Malformed("body is not a msgpack array of byte strings")
+        items = split_bin_array(body, max_batch)
     else:
         raise UnsupportedMediaType(f"unsupported content type {ctype!r}")
     if len(items) > max_batch:
@@ -155,10 +157,17 @@ def create_app(node: Node) -> FastAPI:
                   default_response_class=ORJSONResponse)
     max_body = node.settings.api.max_body_bytes
     max_batch = node.settings.api.max_batch
+    max_json = node.settings.api.max_json_bytes
+    json_slots = asyncio.Semaphore(2)
 
     @app.exception_handler(ConsortiaError)
     async def _on_error(_: Request, exc: ConsortiaError) -> ORJSONResponse:
         return _error(exc)
+
+    @app.exception_handler(Exception)
+    async def _on_bug(_: Request, exc: Exception) -> ORJSONResponse:
+        log.exception("unexpected error while serving a request")
+        return _error(ConsortiaError(f"internal error ({exc.__class__.__name__})"))
 
     @app.exception_handler(RequestValidationError)
     async def _on_invalid(_: Request, exc: RequestValidationError) -> ORJSONResponse:
@@ -178,7 +187,13 @@ def create_app(node: Node) -> FastAPI:
     async def submit(request: Request,
                      wait: bool = Query(False, description="Return once committed"),
                      timeout: float = Query(30.0, gt=0, le=_MAX_WAIT_S)) -> ORJSONResponse:
-        raw = _parse_single(request, await _read_body(request, max_body))
+        body = await _read_body(request, max_body)
+        if _content_type(request) == "application/json":
+            _check_json_size(body, max_json)
+            async with json_slots:
+                raw = await asyncio.to_thread(_parse_single, request, body)
+        else:
+            raw = _parse_single(request, body)
         (result,) = await node.submit([raw])
         if isinstance(result, ConsortiaError):
             return _error(result)
@@ -193,7 +208,13 @@ def create_app(node: Node) -> FastAPI:
               summary="Submit many signed transactions; one result per transaction")
     async def submit_batch(request: Request, wait: bool = Query(False),
                            timeout: float = Query(30.0, gt=0, le=_MAX_WAIT_S)) -> ORJSONResponse:
-        raws = _parse_batch(request, await _read_body(request, max_body), max_batch)
+        body = await _read_body(request, max_body)
+        if _content_type(request) == "application/json":
+            _check_json_size(body, max_json)
+            async with json_slots:
+                raws = await asyncio.to_thread(_parse_batch, request, body, max_batch)
+        else:
+            raws = _parse_batch(request, body, max_batch)
         results = await node.submit(raws)
         accepted = [r.id for r in results if isinstance(r, Tx)]
         receipts = {}
@@ -229,7 +250,8 @@ def create_app(node: Node) -> FastAPI:
 
     @app.get("/v1/blocks", tags=["blocks"], summary="Latest blocks, newest first")
     async def latest_blocks(limit: int = Query(10, ge=1, le=100),
-                            before: int | None = Query(None, ge=1)) -> dict[str, Any]:
+                            before: int | None = Query(None, ge=1, le=_MAX_INT)
+                            ) -> dict[str, Any]:
         return {"height": node.store.height,
                 "blocks": [block_view(b) for b in node.store.blocks_desc(limit, before)]}
 
@@ -263,7 +285,8 @@ def create_app(node: Node) -> FastAPI:
              summary="Notary records by business id, or by category and business time")
     async def records(business_id: str | None = Query(None, max_length=128),
                       category: str | None = Query(None, max_length=64),
-                      from_ms: int = Query(0, ge=0), to_ms: int = Query(2**62, ge=0),
+                      from_ms: int = Query(0, ge=0, le=_MAX_INT),
+                      to_ms: int = Query(_MAX_INT, ge=0, le=_MAX_INT),
                       limit: int = Query(100, ge=1, le=1000),
                       after: str | None = Query(None, max_length=64,
                                                 description="cursor from the previous page"),
@@ -274,6 +297,8 @@ def create_app(node: Node) -> FastAPI:
             cursor = [int(x) for x in after.split(":")] if after else None
         except ValueError:
             raise Malformed("after: invalid cursor") from None
+        if cursor is not None and not all(0 <= x <= _MAX_INT for x in cursor):
+            raise Malformed("after: invalid cursor")
         if business_id is not None:
             rows = node.store.records_by_business_id(business_id, limit,
                                                      cursor[0] if cursor else 0)

@@ -160,6 +160,12 @@ class Node:
                 out.append(self.admission.check(raw))
             except ConsortiaError as exc:
                 out.append(exc)
+            except Exception as exc:
+                # A bug met on one client's input must not fail the other items of its
+                # batch: report it loudly, answer that item 500, keep serving.
+                log.exception("unexpected error while admitting a transaction")
+                out.append(ConsortiaError(f"internal error while checking this transaction "
+                                          f"({exc.__class__.__name__})"))
         return out
 
     async def wait_for(self, txids: Sequence[bytes], timeout: float) -> list[Receipt]:
@@ -176,6 +182,8 @@ class Node:
             futs.append(fut)
         if futs:
             await asyncio.wait(futs, timeout=timeout)
+        if self.failed:
+            raise Unavailable("the node failed and is stopping; resubmit after it restarts")
         out = []
         for txid, fut in zip(txids, futs, strict=True):
             if fut.done():
@@ -236,6 +244,13 @@ class Node:
                 # the start-up chain check runs. Nothing uncommitted was acknowledged.
                 log.critical("failed to commit a block; the node stops", exc_info=True)
                 self.failed = True
+                for waiters in self._waiters.values():
+                    for fut in waiters:
+                        if not fut.done():
+                            fut.set_exception(Unavailable(
+                                "the node failed before committing this transaction; "
+                                "it stops now — resubmit after it restarts"))
+                self._waiters.clear()
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
             if len(self.pool) == 0:

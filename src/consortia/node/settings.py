@@ -30,7 +30,10 @@ class NodeSection(_Strict):
 class ApiSection(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=7050, ge=0, le=65535)
-    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_json_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """Parsed JSON costs up to ~40 times its size in Python objects, so JSON bodies are
+    capped well below raw ones and parsed at most two at a time."""
     max_batch: int = Field(default=10_000, ge=1)
 
 

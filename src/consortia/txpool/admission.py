@@ -2,7 +2,8 @@
 
 decode and limits (400/413) → chain binding and timestamp window (422) →
 signer identity (403 unknown) → signature (401) → validity, revocation and role
-(403). Duplicates (409) need the pool and the store and are checked by the node.
+(403) → for a configuration transaction, a dry run of the change (400 invalid_config,
+stale_crl). Duplicates (409) need the pool and the store and are checked by the node.
 ``check`` holds the GIL only for decoding: the signature verification inside
 releases it, so a few threads verify a batch in parallel.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from consortia.crypto import Suite
+from consortia.identity import config_update
 from consortia.identity.membership import Membership
 from consortia.ledger import hashing
 from consortia.ledger.rules import check_signer
@@ -51,4 +53,8 @@ class Admission:
             raise Malformed("a full configuration is only valid in genesis",
                             code="config_not_allowed")
         check_signer(self.suite, membership, env, payload)
+        if payload.type.is_config:
+            # Dry-run the change now: a configuration transaction that cannot apply (a bad or
+            # stale CRL) is refused here with its reason instead of taking a block.
+            config_update.apply(config, membership, env.signer, payload)
         return Tx(hashing.tx_id(self.suite, env.payload), env, bytes(raw), payload)
