@@ -182,12 +182,7 @@ class Endpoint:
         ``ValueError`` for an empty payload (length 0 is the keepalive) and ``TooLarge``
         above ``max_frame_bytes``; an unknown peer is counted (``dropped.unknown_peer``).
         """
-        if not payload:
-            raise ValueError("an empty payload cannot be sent (length 0 is the keepalive)")
-        if len(payload) > self.limits.max_frame_bytes:
-            raise TooLarge(f"payload of {len(payload)} bytes exceeds the frame cap of "
-                           f"{self.limits.max_frame_bytes}")
-        payload = bytes(payload)
+        payload = self._checked(payload)
         loop = self._loop
         if (loop is not None and self._loop_thread != threading.get_ident()
                 and not loop.is_closed()):
@@ -197,14 +192,31 @@ class Endpoint:
 
     def broadcast(self, payload: bytes) -> None:
         """``send`` to every other validator of the configuration in force."""
+        payload = self._checked(payload)
+        loop = self._loop
+        if (loop is not None and self._loop_thread != threading.get_ident()
+                and not loop.is_closed()):
+            loop.call_soon_threadsafe(self._broadcast, payload)
+            return
+        self._broadcast(payload)
+
+    def _broadcast(self, payload: bytes) -> None:
+        for peer_id in sorted(self._queues):
+            self._enqueue(peer_id, payload)
+
+    def _checked(self, payload: bytes) -> bytes:
         if not payload:
             raise ValueError("an empty payload cannot be sent (length 0 is the keepalive)")
-        for peer_id in sorted(self._queues):
-            self.send(peer_id, payload)
+        if len(payload) > self.limits.max_frame_bytes:
+            raise TooLarge(f"payload of {len(payload)} bytes exceeds the frame cap of "
+                           f"{self.limits.max_frame_bytes}")
+        return bytes(payload)
 
     def _enqueue(self, peer_id: str, payload: bytes) -> None:
+        if self._closed:
+            return
         q = self._queues.get(peer_id)
-        if q is None or self._closed:
+        if q is None:
             self.counters.inc("dropped.unknown_peer")
             return
         dropped = q.push(payload, self.limits)

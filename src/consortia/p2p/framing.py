@@ -60,13 +60,15 @@ async def read_frame(reader: asyncio.StreamReader, max_bytes: int, *,
     payload. Raises ``FrameTooLarge`` (payload unread), ``TimeoutError``, or
     ``asyncio.IncompleteReadError`` when the stream ends mid-frame.
     """
-    head = await asyncio.wait_for(reader.readexactly(HEADER.size), idle_timeout)
+    async with asyncio.timeout(idle_timeout):
+        head = await reader.readexactly(HEADER.size)
     (length,) = HEADER.unpack(head)
     if length == 0:
         return b""
     if length > max_bytes:
         raise FrameTooLarge(length, max_bytes)
-    return await asyncio.wait_for(reader.readexactly(length), body_timeout)
+    async with asyncio.timeout(body_timeout):
+        return await reader.readexactly(length)
 
 
 def hello(chain_id: str) -> bytes:

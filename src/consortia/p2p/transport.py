@@ -52,6 +52,7 @@ log = logging.getLogger("consortia.p2p")
 
 Address = tuple[str, int]
 _STREAM_LIMIT = 256 * 1024
+_WRITE_BATCH = 1024 * 1024
 _LOG_EVERY_S = 10.0
 
 
@@ -412,6 +413,8 @@ class Transport(Endpoint):
             theirs = await read_frame(reader, MAX_HELLO_BYTES, idle_timeout=timeout,
                                       body_timeout=timeout)
             check_hello(theirs, self._config.chain_id)
+            # The configuration may have changed during the hello: decide under the new one.
+            authorize(der, self._config, self._membership, self._clock(), expected=peer_id)
         except PeerRefused as exc:
             writer.transport.abort()
             self._refused(exc.reason, f"{where}: {exc}")
@@ -444,6 +447,9 @@ class Transport(Endpoint):
             old.close("replaced")
         self._conns[peer_id] = conn
         conn.task = self._spawn(self._run(conn), f"p2p-conn-{peer_id}")
+        # Bookkeeping in a done-callback: it runs even if the task is cancelled (evicted,
+        # replaced, stopped) before its first step, when no ``finally`` of _run would.
+        conn.task.add_done_callback(lambda _task: self._closed_conn(conn))
         self.counters.inc("conn.connects")
         log.info("%s connected to %s (%s)", self.node_id, peer_id,
                  "outbound" if outbound else "inbound")
@@ -464,12 +470,6 @@ class Transport(Endpoint):
                 elif not conn.reason:
                     conn.reason = str(task.result())
         finally:
-            if self._conns.get(conn.peer_id) is conn:
-                del self._conns[conn.peer_id]
-            self.counters.inc("conn.disconnects")
-            log.info("%s disconnected from %s: %s", self.node_id, conn.peer_id,
-                     conn.reason or "closed")
-            self._changed()
             for task in children:
                 task.cancel()
             conn.writer.close()
@@ -478,9 +478,21 @@ class Transport(Endpoint):
                     await asyncio.gather(*children, return_exceptions=True)
                     with contextlib.suppress(OSError):
                         await conn.writer.wait_closed()
+            except TimeoutError:
+                conn.writer.transport.abort()
             except BaseException:
                 conn.writer.transport.abort()
                 raise
+
+    def _closed_conn(self, conn: _Connection) -> None:
+        if not conn.writer.transport.is_closing():
+            conn.writer.transport.abort()
+        if self._conns.get(conn.peer_id) is conn:
+            del self._conns[conn.peer_id]
+        self.counters.inc("conn.disconnects")
+        log.info("%s disconnected from %s: %s", self.node_id, conn.peer_id,
+                 conn.reason or "closed")
+        self._changed()
 
     async def _read_loop(self, conn: _Connection) -> str:
         lim = self.limits
@@ -523,14 +535,19 @@ class Transport(Endpoint):
                     continue
                 except TimeoutError:
                     writer.write(KEEPALIVE)
-            else:
-                payload = queue.pop()
-                writer.write(header(len(payload)))
-                writer.write(payload)
-                self.counters.inc("frames.out")
-                self.counters.inc("bytes.out", len(payload))
+            else:  # what is queued, up to _WRITE_BATCH bytes, in one write and one drain
+                chunks: list[bytes] = []
+                sent = 0
+                while queue and sent < _WRITE_BATCH:
+                    payload = queue.pop()
+                    chunks += (header(len(payload)), payload)
+                    sent += len(payload)
+                writer.write(b"".join(chunks))
+                self.counters.inc("frames.out", len(chunks) // 2)
+                self.counters.inc("bytes.out", sent)
             try:
-                await asyncio.wait_for(writer.drain(), lim.write_timeout)
+                async with asyncio.timeout(lim.write_timeout):
+                    await writer.drain()
             except TimeoutError:
                 return "write timeout"
             except OSError as exc:
