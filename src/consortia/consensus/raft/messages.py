@@ -71,9 +71,9 @@ Entry = Noop | BlockEntry
 
 @dataclass(frozen=True, slots=True)
 class PreVote:
-    """"Would you vote for me in ``term``?" — asked before a real election, without
-    changing anyone's term, so a node cut off from the leader cannot disrupt it when
-    it comes back (Raft thesis §9.6)."""
+    """Asks whether the receiver would vote for the sender in ``term``, before a real
+    election and without changing anyone's term, so a node cut off from the leader
+    cannot disrupt it when it comes back (Raft thesis §9.6)."""
 
     term: int
     """The term the sender would campaign in: its current term + 1."""
@@ -146,13 +146,13 @@ Message = PreVote | PreVoteReply | RequestVote | VoteReply | AppendEntries | App
 
 # -- encoding -------------------------------------------------------------------------------
 
-def _entry_fields(e: Entry) -> list[Any]:
+def entry_fields(e: Entry) -> list[Any]:
     if isinstance(e, Noop):
         return [0, e.term]
     return [1, e.term, e.height, e.block_hash, e.header_bytes, list(e.envelopes)]
 
 
-def _entry_from(item: Any, what: str) -> Entry:
+def entry_from_fields(item: Any, what: str) -> Entry:
     if not isinstance(item, list) or not item:
         raise Malformed(f"{what}: expected an array")
     r = Reader(item, what, length=2 if item[0] == 0 else 6)
@@ -171,11 +171,11 @@ def _entry_from(item: Any, what: str) -> Entry:
 
 
 def encode_entry(entry: Entry) -> bytes:
-    return encode(_entry_fields(entry))
+    return encode(entry_fields(entry))
 
 
 def decode_entry(data: bytes) -> Entry:
-    return _entry_from(decode(data, what="raft entry", max_size=MAX_MESSAGE_BYTES),
+    return entry_from_fields(decode(data, what="raft entry", max_size=MAX_MESSAGE_BYTES),
                        "raft entry")
 
 
@@ -191,7 +191,7 @@ def encode_message(m: Message) -> bytes:
     elif isinstance(m, VoteReply):
         fields = [4, m.term, m.granted]
     elif isinstance(m, AppendEntries):
-        fields = [5, m.term, m.prev_index, m.prev_term, [_entry_fields(e) for e in m.entries],
+        fields = [5, m.term, m.prev_index, m.prev_term, [entry_fields(e) for e in m.entries],
                   m.leader_commit, m.certified_height, m.compact_height,
                   [c.encode() for c in m.certificates]]
     else:
@@ -219,7 +219,7 @@ def decode_message(data: bytes) -> Message:
         return (PreVoteReply if tag == 2 else VoteReply)(term, r.bool_("granted"))
     if tag == 5:
         prev_index, prev_term = r.int_("prev_index"), r.int_("prev_term")
-        entries = tuple(_entry_from(item, f"raft message.entries[{i}]")
+        entries = tuple(entry_from_fields(item, f"raft message.entries[{i}]")
                         for i, item in enumerate(r.list_("entries", max_len=MAX_ENTRIES)))
         leader_commit = r.int_("leader_commit")
         certified = r.int_("certified_height")

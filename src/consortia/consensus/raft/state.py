@@ -19,12 +19,13 @@ replica that restarts and then leads can hand them to a peer that lags.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from consortia.consensus.raft.messages import (
     BlockEntry,
     Entry,
-    _entry_fields,
-    _entry_from,
+    entry_fields,
+    entry_from_fields,
 )
 from consortia.types.block import Certificate
 from consortia.types.codec import Reader, decode, encode
@@ -36,8 +37,8 @@ STATE_VERSION = 1
 class RaftLog:
     """Entries ``base_index + 1 .. last_index``, with the height of each block entry."""
 
-    __slots__ = ("_by_height", "_last_block_height", "base_height", "base_index", "base_term",
-                 "entries")
+    __slots__ = ("_by_height", "_fields", "_last_block_height", "base_height", "base_index",
+                 "base_term", "entries")
 
     def __init__(self, base_index: int = 0, base_term: int = 0, base_height: int = 0,
                  entries: list[Entry] | None = None) -> None:
@@ -46,6 +47,8 @@ class RaftLog:
         self.base_height = base_height
         """Number of block entries up to and including ``base_index``."""
         self.entries: list[Entry] = []
+        self._fields: list[list[Any]] = []
+        """Each entry's encoding fields, made once: the log is persisted at every append."""
         self._by_height: dict[int, int] = {}
         self._last_block_height = base_height
         self.append(entries or [])
@@ -62,6 +65,11 @@ class RaftLog:
     def last_block_height(self) -> int:
         """Height of the last block entry (``base_height`` if the log holds none)."""
         return self._last_block_height
+
+    @property
+    def wire_fields(self) -> list[list[Any]]:
+        """The entries as encoder fields (not to be modified)."""
+        return self._fields
 
     def term_at(self, index: int) -> int | None:
         """Term of the entry at ``index``; None when compacted away or beyond the end."""
@@ -108,6 +116,7 @@ class RaftLog:
                 self._last_block_height = e.height
                 self._by_height[e.height] = self.last_index + 1
             self.entries.append(e)
+            self._fields.append(entry_fields(e))
 
     def truncate_from(self, index: int) -> None:
         """Drop the entries at ``index`` and after (a conflicting suffix)."""
@@ -116,6 +125,7 @@ class RaftLog:
             if isinstance(e, BlockEntry):
                 del self._by_height[e.height]
         del self.entries[index - self.base_index - 1:]
+        del self._fields[index - self.base_index - 1:]
         self._last_block_height = max(self._by_height, default=self.base_height)
 
     def compact_through(self, index: int) -> None:
@@ -131,6 +141,7 @@ class RaftLog:
                 del self._by_height[e.height]
                 self.base_height = e.height
         del self.entries[: index - self.base_index]
+        del self._fields[: index - self.base_index]
         self.base_index, self.base_term = index, term
 
 
@@ -143,11 +154,12 @@ class DurableState:
     """Certificates of blocks still in the log (by height)."""
 
 
-def encode_state(s: DurableState) -> bytes:
-    log = s.log
-    certs = [s.certificates[h].encode() for h in sorted(s.certificates) if h > log.base_height]
-    return encode([STATE_VERSION, s.term, s.voted_for or "", log.base_index, log.base_term,
-                   log.base_height, [_entry_fields(e) for e in log.entries], certs])
+def encode_state(term: int, voted_for: str | None, log: RaftLog,
+                 certificates: list[bytes]) -> bytes:
+    """The ``Persist`` bytes; ``certificates`` are already encoded (the core keeps them
+    encoded: it persists often and certificates do not change)."""
+    return encode([STATE_VERSION, term, voted_for or "", log.base_index, log.base_term,
+                   log.base_height, log.wire_fields, certificates])
 
 
 def decode_state(data: bytes) -> DurableState:
@@ -159,7 +171,7 @@ def decode_state(data: bytes) -> DurableState:
     voted_for = r.str_("voted_for", max_len=64) or None
     base_index, base_term, base_height = (r.int_("base_index"), r.int_("base_term"),
                                           r.int_("base_height"))
-    entries = [_entry_from(item, f"raft state.entries[{i}]")
+    entries = [entry_from_fields(item, f"raft state.entries[{i}]")
                for i, item in enumerate(r.list_("entries", max_len=1 << 24))]
     certs: dict[int, Certificate] = {}
     for i, c in enumerate(r.list_("certificates", max_len=1 << 24)):
