@@ -7,7 +7,19 @@ checked after every step; a failing run names its seed, and the same seed
 replays it exactly. ``python -m consortia.testing.sim --help``.
 """
 
-from consortia.testing.sim import Faults, SimulationFailure, SimulationResult, run_simulation
-from consortia.testing.simsupport import SimSupport
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["Faults", "SimSupport", "SimulationFailure", "SimulationResult", "run_simulation"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported lazily so ``python -m consortia.testing.sim`` does not load ``sim`` twice.
+    if name == "SimSupport":
+        from consortia.testing.simsupport import SimSupport
+        return SimSupport
+    if name in __all__:
+        from consortia.testing import sim
+        return getattr(sim, name)
+    raise AttributeError(name)

@@ -380,7 +380,10 @@ class Simulation:
     def _on_batch(self, _: None) -> None:
         for inst in self.instances.values():
             if inst.up and inst.support.pending:
-                self._step(inst, BatchReady(self.now))
+                # Twins share a pool and a clock; a 1 ms skew makes the ``#b`` twin build a
+                # different block than ``#a`` when both lead, so a twin primary equivocates.
+                skew = 1 if inst.name.endswith("#b") else 0
+                self._step(inst, BatchReady(self.now + skew))
         self._push(self.now + self.faults.batch_every_ms, "batch", None)
 
     def _on_unpartition(self, groups: list[frozenset[str]]) -> None:
@@ -405,8 +408,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, help="replay exactly this seed (prints its trace)")
     ap.add_argument("--byzantine", type=int, default=0)
     ap.add_argument("--mode", default="twins", choices=["twins", "mutate"])
+    ap.add_argument("--fault-ms", type=int, default=Faults.fault_ms)
+    ap.add_argument("--healed-ms", type=int, default=Faults.healed_ms)
     args = ap.parse_args(argv)
-    faults = Faults(byzantine=args.byzantine, byzantine_mode=args.mode)
+    faults = Faults(byzantine=args.byzantine, byzantine_mode=args.mode,
+                    fault_ms=args.fault_ms, healed_ms=args.healed_ms)
     seeds = [args.seed] if args.seed is not None else range(args.first, args.first + args.seeds)
     t0 = time.perf_counter()
     for s in seeds:
@@ -418,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
                 print("\n".join(exc.trace), file=sys.stderr)
             print(f"replay: python -m consortia.testing.sim --protocol {args.protocol} "
                   f"--nodes {args.nodes} --byzantine {args.byzantine} --mode {args.mode} "
-                  f"--seed {s}", file=sys.stderr)
+                  f"--fault-ms {args.fault_ms} --healed-ms {args.healed_ms} --seed {s}",
+                  file=sys.stderr)
             return 1
         if args.seed is not None:
             print(r)

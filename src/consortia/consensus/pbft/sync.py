@@ -1,0 +1,156 @@
+"""Catching up inside the protocol (docs/spec/pbft.md §6-7): checkpoints, serving
+committed blocks to validators behind, asking for blocks and proposal contents, and
+showing stragglers the new-view of the current view.
+
+Functions over the core's state rather than methods, to keep each module of the
+core one phase of the protocol. A validator behind trusts nothing it is sent until a
+certificate verifies and the block validates to the certified hash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from consortia.consensus.pbft.messages import BlockRequest, BlockResponse, Checkpoint
+from consortia.types.block import Certificate
+
+if TYPE_CHECKING:
+    from consortia.consensus.pbft.core import PbftCore
+
+
+def sync(core: PbftCore) -> None:
+    """Ask one peer (preferably one known to be ahead) for the block at our height."""
+    peers = [s for s, _ in core.ahead] or [v for v in core.validators if v != core.node_id]
+    core._rr += 1
+    request(core, peers[core._rr % len(peers)])
+
+
+def request(core: PbftCore, peer: str) -> None:
+    """Ask ``peer`` for committed blocks from our height on (rate-limited per peer)."""
+    t = core.last_req.get(peer)
+    if t is not None and core.now - t < core.params.resend_ms:
+        return
+    core.last_req[peer] = core.now
+    r = BlockRequest(core.height, b"", core.node_id, b"")
+    core._send(peer, replace(r, signature=core._sign(r.signing_bytes(core.chain_id))))
+    if core.resend_at is None:
+        core.resend_at = core.now + core.params.resend_ms
+
+
+def want(core: PbftCore, digest: bytes) -> None:
+    """A quorum committed a block whose content we lack: ask everyone for it."""
+    if core.now - core.last_want < core.params.resend_ms:
+        return
+    core.last_want = core.now
+    r = BlockRequest(core.height, digest, core.node_id, b"")
+    core._broadcast(replace(r, signature=core._sign(r.signing_bytes(core.chain_id))))
+
+
+def response(core: PbftCore, h: int) -> BlockResponse | None:
+    """The signed response carrying committed block ``h`` (signed once, kept while the
+    block is retained)."""
+    r = core.responses.get(h)
+    b = core.ring.get(h)
+    if r is None and b is not None:
+        c = b.certificate
+        r = BlockResponse(h, c.block_hash, b.header_bytes, b.envelopes, c, core.node_id,
+                          b"")
+        r = core.responses[h] = replace(r, signature=core._sign(
+            r.signing_bytes(core.chain_id)))
+    return r
+
+
+def push(core: PbftCore, peer: str, h: int) -> None:
+    """Send a peer that is behind the committed blocks from its height on."""
+    if h >= core.height or h not in core.ring:
+        return
+    last = core.last_push.get(peer)
+    if last is not None and last[0] >= h and core.now - last[1] < core.params.resend_ms:
+        return
+    core.last_push[peer] = (h, core.now)
+    for x in range(h, min(h + core.params.sync_batch, core.height)):
+        r = response(core, x)
+        if r is None:
+            break
+        core._send(peer, r)
+
+
+def learn(core: PbftCore, cert: Certificate, sender: str) -> None:
+    """A verified certificate at or above our height: the chain is ahead of us."""
+    h = cert.height
+    if h < core.height or h > core.height + core.params.max_ahead:
+        return
+    core.known.setdefault(h, cert)
+    core.sync_target = max(core.sync_target, h + 1)
+    if h == core.height:
+        core._try_commit()
+    else:
+        request(core, sender)
+
+
+def on_checkpoint(core: PbftCore, sender: str, m: Checkpoint) -> None:
+    """A peer's verified checkpoint: catch up to it, or help the peer catch up to us."""
+    learn(core, m.cert, sender)
+    if m.height + 1 < core.height:
+        push(core, sender, m.height + 1)
+    if m.view < core.view:
+        forward_new_view(core, sender)
+
+
+def on_block_request(core: PbftCore, sender: str, m: BlockRequest) -> None:
+    """Serve committed blocks, or the validated content of a proposal at our height."""
+    if not m.digest or m.height < core.height:
+        b = core.ring.get(m.height)
+        if b is not None and m.digest in (b"", b.certificate.block_hash):
+            push(core, sender, m.height)
+        return
+    p = core.hs.contents.get(m.digest)
+    if m.height == core.height and p is not None:
+        t = core.last_fwd.get("content:" + sender)
+        if t is None or core.now - t >= core.params.resend_ms:
+            core.last_fwd["content:" + sender] = core.now
+            r = BlockResponse(m.height, m.digest, p.header_bytes, p.envelopes, None,
+                              core.node_id, b"")
+            core._send(sender, replace(r, signature=core._sign(
+                r.signing_bytes(core.chain_id))))
+
+
+def on_block_response(core: PbftCore, m: BlockResponse) -> None:
+    """Keep a certified block (verified now, validated when its height comes) or a
+    proposal's content (a candidate until it validates to the digest)."""
+    h = m.height
+    if m.cert is None:
+        if h == core.height:
+            core._add_candidate(m.digest, (m.header_bytes, m.envelopes))
+            core._advance()
+        return
+    if h < core.height or h > core.height + core.params.max_ahead or h in core.certified:
+        return
+    if m.cert.height != h or m.cert.block_hash != m.digest or not core.verifier.cert(m.cert):
+        return
+    core.certified[h] = m
+    core.sync_target = max(core.sync_target, h + 1)
+    if core.resend_at is None:
+        core.resend_at = core.now + core.params.resend_ms
+    if h == core.height:
+        core._try_commit()
+
+
+def checkpoint(core: PbftCore) -> Checkpoint:
+    """The announcement of our stable checkpoint: the last commit certificate."""
+    assert core.last_cert is not None
+    cp = Checkpoint(core.view, core.height - 1, core.last_cert, core.node_id, b"")
+    return replace(cp, signature=core._sign(cp.signing_bytes(core.chain_id)))
+
+
+def forward_new_view(core: PbftCore, peer: str) -> None:
+    """A peer is in an older view: show it the new-view that started ours."""
+    nv = core.new_view
+    if not core.normal or nv is None or nv.view != core.view:
+        return
+    t = core.last_fwd.get(peer)
+    if t is not None and core.now - t < core.params.resend_ms:
+        return
+    core.last_fwd[peer] = core.now
+    core._send(peer, nv)
