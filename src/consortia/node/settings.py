@@ -56,6 +56,23 @@ class PoolSection(_Strict):
     verify_threads: int = Field(default=2, ge=1, le=64)
 
 
+class P2PSection(_Strict):
+    """Node-to-node transport of a multi-validator chain (raft, pbft); absent for solo."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(ge=0, le=65535)
+    peers: dict[str, str] = Field(default_factory=dict)
+    """Validator id → "host:port" of every other validator."""
+
+    @model_validator(mode="after")
+    def _addresses(self) -> P2PSection:
+        for peer, addr in self.peers.items():
+            host, sep, port = addr.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"peer {peer}: address {addr!r} is not host:port")
+        return self
+
+
 class LogSection(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -65,6 +82,7 @@ class NodeSettings(_Strict):
     api: ApiSection = ApiSection()
     identity: IdentitySection
     pool: PoolSection = PoolSection()
+    p2p: P2PSection | None = None
     log: LogSection = LogSection()
     base_dir: Path = Path(".")
 
