@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -16,8 +17,10 @@ from rich.panel import Panel
 
 from consortia import __version__
 from consortia.cli import chain, identity, network, node, notary
-from consortia.cli.context import console, fail, guard, network_dir, print_json
+from consortia.cli.context import console, err_console, fail, guard, network_dir, print_json
 from consortia.sdk import InvalidProof, LocalNetwork, init_network, load_genesis, verify_proof
+from consortia.sdk.network import NetworkNode
+from consortia.types.config import ConsensusKind
 from consortia.types.errors import ConsortiaError
 
 app = typer.Typer(help="Consortia: consortium blockchains as a service, self-hosted.",
@@ -72,20 +75,137 @@ def verify(proof: Annotated[Path, typer.Argument(help="proof file (from GET /v1/
         title="consortia proof"))
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
+STOP_TIMEOUT = 15
+"""Seconds a node gets to stop after SIGTERM before it is killed."""
+
+
+@dataclass
+class _Child:
+    """One node process started by ``up``."""
+
+    node: NetworkNode
+    proc: subprocess.Popen[bytes]
+    log: Path | None
+    """Where its output goes (multi-node networks); None: ``up``'s own terminal."""
+    log_start: int = 0
+    """Size of ``log`` before this run appended to it."""
+
+    def failure(self, what: str) -> str:
+        if self.log is None:
+            return f"node {self.node.id} {what}; see its log above"
+        try:
+            with self.log.open("rb") as f:
+                f.seek(self.log_start)
+                tail = f.read().decode(errors="replace").splitlines()[-20:]
+        except OSError:
+            tail = []
+        return (f"node {self.node.id} {what}; its log is {self.log}"
+                + ("".join(f"\n  {line}" for line in tail) if tail else ""))
+
+
+def _start(node: NetworkNode, log: Path | None) -> _Child:
+    cmd = [sys.executable, "-m", "consortia.node", "--config", str(node.config)]
+    if log is None:
+        return _Child(node, subprocess.Popen(cmd), None)
+    with log.open("ab") as out:
+        start = out.tell()
+        return _Child(node, subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL), log, start)
+
+
+def _wait_healthy(children: list[_Child], timeout: float) -> str | None:
+    """Wait until every node answers /healthz; the reason it failed, or None.
+
+    A raft or pbft node may answer before its validators have elected a leader: the API
+    is up, blocks follow once they have.
+    """
     deadline = time.monotonic() + timeout
-    with console.status(f"starting node at {url} …"):
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                fail(f"the node exited with status {proc.returncode}; see its log above")
+    pending = list(children)
+    with console.status("starting " + (f"node at {children[0].node.api}" if len(children) == 1
+                                       else f"{len(children)} nodes") + " …") as status:
+        while pending:
+            child = pending[0]
+            if child.proc.poll() is not None:
+                return child.failure(f"exited with status {child.proc.returncode}")
             try:
-                if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
-                    return
+                if httpx.get(f"{child.node.api}/healthz", timeout=1.0).status_code == 200:
+                    pending.pop(0)
+                    if pending:
+                        status.update(f"{len(children) - len(pending)} of {len(children)} "
+                                      f"nodes up; waiting for {pending[0].node.id} …")
+                    continue
             except httpx.HTTPError:
                 pass
+            if time.monotonic() >= deadline:
+                return child.failure(f"did not answer at {child.node.api} within "
+                                     f"{timeout:.0f} s")
             time.sleep(0.2)
-    proc.terminate()
-    fail(f"the node did not answer at {url} within {timeout:.0f} s")
+    return None
+
+
+def _stop_all(children: list[_Child]) -> None:
+    """SIGTERM every node still running, then wait for them (killing laggards)."""
+    # A second Ctrl-C (or a supervisor's repeated SIGTERM) must not abandon the children.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    for c in children:
+        if c.proc.poll() is None:
+            c.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for c in children:
+        try:
+            c.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            c.proc.kill()
+            c.proc.wait()
+
+
+def _supervise(children: list[_Child]) -> int:
+    """Block until every node has exited; their worst exit status."""
+    if len(children) == 1:
+        return children[0].proc.wait()
+    reported: set[str] = set()
+    while True:
+        for c in children:
+            code = c.proc.poll()
+            if code is not None and c.node.id not in reported:
+                reported.add(c.node.id)
+                err_console.print(f"[yellow]node {c.node.id} exited with status {code}[/]"
+                                  + (f"; its log is {c.log}" if c.log else ""))
+        if len(reported) == len(children):
+            return next((c.proc.returncode for c in children if c.proc.returncode), 0)
+        time.sleep(0.5)
+
+
+def _panel(netw: LocalNetwork, root: Path) -> Panel:
+    nodes = netw.nodes()
+    url = nodes[0].api
+    env_hint = f"export CONSORTIA_NETWORK={root}" if root != Path(".consortia/dev") else ""
+    if len(nodes) == 1:
+        what = "solo validator"
+        where = (f"node API      {url}   (OpenAPI: {url}/docs, {url}/openapi.json)\n"
+                 f"metrics       {url}/metrics\n")
+    else:
+        what = f"{len(nodes)} {netw.consensus.value} validators"
+        where = "".join(f"{n.id:<13} {n.api}   p2p {n.p2p}   {n.org}\n" for n in nodes)
+        where += (f"node logs     {root / 'nodes'}/<id>/node.log\n"
+                  f"OpenAPI       {url}/docs (and so on for each node)\n"
+                  "blocks commit once the validators have elected a leader\n")
+    stop = ("Ctrl-C stops the node" if len(nodes) == 1 else f"Ctrl-C stops all {len(nodes)} "
+            "nodes")
+    orgs = ", ".join(f"{o}/alice, {o}/admin" for o in netw.doc["orgs"])
+    return Panel.fit(
+        f"[bold green]Consortia is up[/]  chain [cyan]{netw.chain_id}[/] · {what}\n\n"
+        + where
+        + f"network dir   {root}  (identities {orgs})\n"
+        f"genesis       {netw.genesis_path}\n\n"
+        "[bold]Try it[/] (in another terminal):\n"
+        + (f"  {env_hint}\n" if env_hint else "")
+        + "  consortia notary file README.md --proof-out proof.json\n"
+        f"  consortia verify proof.json --genesis {netw.genesis_path}\n"
+        "  consortia chain info\n\n"
+        f"{stop}; `consortia up` again resumes the same chain.",
+        title="consortia up")
 
 
 @app.command()
@@ -93,54 +213,62 @@ def up(net: NetworkOpt = None,
        port: Annotated[int, typer.Option(help="API port when creating the network")] = 7050,
        chain_id: Annotated[str, typer.Option(help="chain id when creating the network")] = "dev",
        reset: Annotated[bool, typer.Option(help="delete the network and start afresh")] = False,
+       consensus: Annotated[ConsensusKind | None, typer.Option(
+           case_sensitive=False, help="solo, raft or pbft when creating the network (default "
+           "solo; pbft with several --validators)")] = None,
+       validators: Annotated[int | None, typer.Option(
+           min=1, help="number of validators when creating the network")] = None,
        ) -> None:
-    """Start a local development chain (creating it on first run) and keep it running."""
+    """Start a local development chain (creating it on first run) and keep it running.
+
+    A network of several validators runs one node process each; Ctrl-C stops them all.
+    """
     root = network_dir(net)
     if reset and root.exists():
         import shutil
         shutil.rmtree(root)
     try:
         if not (root / "network.json").exists():
+            kind, count = network.resolve_consensus(consensus, validators)
             with console.status("creating organizations, identities and genesis …"):
-                netw = init_network(root, chain_id=chain_id, orgs=["org1", "org2"], port=port)
+                netw = init_network(root, chain_id=chain_id, orgs=["org1", "org2"], port=port,
+                                    consensus=kind, validators=count)
             console.print(f"created network [cyan]{netw.chain_id}[/] in {root}")
         else:
             netw = LocalNetwork.open(root)
+            if consensus is not None or validators is not None:
+                err_console.print(f"[yellow]note:[/] {root} already holds a "
+                                  f"{netw.consensus.value} network of {len(netw.nodes())} "
+                                  "node(s); --consensus and --validators apply when creating "
+                                  "one (see --reset)")
+        nodes = netw.nodes()
     except ConsortiaError as exc:
         guard(exc)
-    url = netw.node_url()
-    proc = subprocess.Popen([sys.executable, "-m", "consortia.node", "--config",
-                             str(netw.node_config())])
-    _wait_healthy(url, proc, 60)
-    env_hint = f"export CONSORTIA_NETWORK={root}" if root != Path(".consortia/dev") else ""
-    console.print(Panel.fit(
-        f"[bold green]Consortia is up[/]  chain [cyan]{netw.chain_id}[/] · solo validator\n\n"
-        f"node API      {url}   (OpenAPI: {url}/docs, {url}/openapi.json)\n"
-        f"metrics       {url}/metrics\n"
-        f"network dir   {root}  (identities org1/alice, org1/admin, org2/alice, org2/admin)\n"
-        f"genesis       {netw.genesis_path}\n\n"
-        "[bold]Try it[/] (in another terminal):\n"
-        + (f"  {env_hint}\n" if env_hint else "")
-        + "  consortia notary file README.md --proof-out proof.json\n"
-        f"  consortia verify proof.json --genesis {netw.genesis_path}\n"
-        "  consortia chain info\n\n"
-        "Ctrl-C stops the node; `consortia up` again resumes the same chain.",
-        title="consortia up"))
+
     def _stop(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
-    # A supervisor's SIGTERM or a closed terminal's SIGHUP stops the node too, never orphans it.
+    # A supervisor's SIGTERM or a closed terminal's SIGHUP stops the nodes too, never orphans
+    # them; installed before the first node starts so no window leaves one behind.
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGHUP, _stop)
+    children: list[_Child] = []
     try:
-        sys.exit(proc.wait())
+        for node in nodes:
+            log = None if len(nodes) == 1 else node.config.parent / "node.log"
+            children.append(_start(node, log))
+        problem = _wait_healthy(children, 60 + 5 * (len(children) - 1))
+        if problem is not None:
+            _stop_all(children)
+            fail(problem)
+        console.print(_panel(netw, root))
+        code = _supervise(children)
     except KeyboardInterrupt:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        console.print("node stopped")
+        _stop_all(children)
+        console.print("node stopped" if len(children) == 1
+                      else f"all {len(children)} nodes stopped")
+        return
+    sys.exit(code)
 
 
 def main() -> None:

@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"consortia node: refusing to start: {exc.message}", file=sys.stderr)
         return 2
     app = create_app(node)
-    uvicorn.run(app, host=settings.api.host, port=settings.api.port,
+    # The standard asyncio loop, not uvloop: the p2p transport hands accepted sockets to
+    # loop.start_tls, whose server side stalls under uvloop (handshakes time out).
+    uvicorn.run(app, host=settings.api.host, port=settings.api.port, loop="asyncio",
                 log_level="warning", access_log=False, timeout_graceful_shutdown=5)
     return 0
 

@@ -20,7 +20,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from consortia import __version__
-from consortia.consensus.core import BatchReady, Commit, Event
+from consortia.consensus.core import (
+    BatchReady,
+    Broadcast,
+    Commit,
+    Core,
+    Event,
+    Persist,
+    Send,
+    WakeAt,
+)
 from consortia.consensus.solo import Solo
 from consortia.identity.keystore import FileKeystore
 from consortia.ledger.genesis import load_genesis
@@ -28,6 +37,8 @@ from consortia.ledger.proof import build_proof
 from consortia.ledger.store import LedgerStore, StoredTx
 from consortia.node.chain import Chain, check_validator_identity
 from consortia.node.metrics import NodeMetrics
+from consortia.node.replica import ReplicaNodeSupport
+from consortia.node.replication import Replication
 from consortia.node.settings import NodeSettings
 from consortia.node.support import NodeSupport
 from consortia.txpool.admission import Admission
@@ -35,7 +46,6 @@ from consortia.txpool.pool import TxPool
 from consortia.types.block import Result
 from consortia.types.config import ConsensusKind
 from consortia.types.errors import (
-    ConfigError,
     ConsortiaError,
     Duplicate,
     NotFound,
@@ -69,6 +79,18 @@ class Receipt:
                        row.height, row.index, row.result.code)
 
 
+@dataclass(frozen=True)
+class _Committed:
+    """A block this step stored, and what the event loop must settle for it."""
+
+    height: int
+    batch: Sequence[Tx]
+    results: list[Result]
+    lost: list[Tx]
+    """This node's own proposal for the height, when another block won it."""
+    reconfigured: bool
+
+
 class Node:
     def __init__(self, settings: NodeSettings) -> None:
         self.settings = settings
@@ -77,9 +99,6 @@ class Node:
         self.genesis = load_genesis(settings.resolve(settings.node.genesis))
         ident = FileKeystore(settings.resolve(settings.identity.keystore)).load(
             settings.identity.name, settings.passphrase())
-        if self.genesis.config.consensus is not ConsensusKind.SOLO:
-            raise ConfigError(f"this node runs solo consensus only; the genesis asks for "
-                              f"{self.genesis.config.consensus}")
         check_validator_identity(self.genesis.config, self.node_id, ident.cert_der)
         self.cert_der = ident.cert_der
         data_dir = settings.resolve(settings.node.data_dir)
@@ -87,8 +106,17 @@ class Node:
         self.chain = Chain(self.store, self.genesis, ident.key)
         self.admission = Admission(self.chain.suite, self.chain.config, now_ms)
         self.pool = TxPool(settings.pool.max_txs, settings.pool.max_bytes)
-        self.support = NodeSupport(self.chain, self.pool)
-        self.core = Solo(self.support, self.node_id)
+        self.replication: Replication | None = None
+        if self.chain.config.consensus is ConsensusKind.SOLO:
+            self.support: NodeSupport = NodeSupport(self.chain, self.pool)
+            self.core: Core = Solo(self.support, self.node_id)
+        else:
+            replica = ReplicaNodeSupport(self.chain, self.pool, self.admission)
+            self.support = replica
+            self.replication = Replication(settings, replica, self.chain.config,
+                                           self.metrics.registry)
+            self.core = self.replication.core
+        self._progress: asyncio.Event | None = None
         self._verify = ThreadPoolExecutor(settings.pool.verify_threads,
                                           thread_name_prefix="verify")
         self._commit = ThreadPoolExecutor(1, thread_name_prefix="commit")
@@ -104,7 +132,10 @@ class Node:
 
     async def start(self) -> None:
         self._arrived = asyncio.Event()
+        self._progress = asyncio.Event()
         self._task = asyncio.create_task(self._order_loop(), name="order-loop")
+        if self.replication is not None:
+            await self.replication.start(self._run_step, self._admit_gossip)
         log.info("node %s serving chain %s at height %d", self.node_id, self.chain.chain_id,
                  self.store.height)
 
@@ -113,14 +144,18 @@ class Node:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self.replication is not None:
+            await self.replication.stop()
         self._verify.shutdown(wait=True)
         self._commit.shutdown(wait=True)
         self.store.close()
 
     # -- submission --------------------------------------------------------------------------
 
-    async def submit(self, raws: Sequence[bytes]) -> list[Tx | ConsortiaError]:
-        """Admit each raw envelope, or say why not; admitted ones are queued in order."""
+    async def submit(self, raws: Sequence[bytes], *,
+                     gossip: bool = True) -> list[Tx | ConsortiaError]:
+        """Admit each raw envelope, or say why not; admitted ones are queued in order and,
+        on a multi-validator chain, offered to the other validators (``gossip``)."""
         if self.failed:
             raise Unavailable("this node can no longer commit blocks and is stopping")
         loop = asyncio.get_running_loop()
@@ -144,6 +179,8 @@ class Node:
             if isinstance(r, ConsortiaError):
                 self.metrics.tx_rejected.labels(r.code).inc()
         admitted = len(results) - sum(isinstance(r, ConsortiaError) for r in results)
+        if admitted and gossip and self.replication is not None:
+            self.replication.gossip([r.raw for r in results if isinstance(r, Tx)])
         if admitted:
             self.metrics.tx_admitted.inc(admitted)
             self.metrics.pool_size.set(len(self.pool))
@@ -212,8 +249,7 @@ class Node:
     # -- ordering ----------------------------------------------------------------------------
 
     async def _order_loop(self) -> None:
-        assert self._arrived is not None
-        loop = asyncio.get_running_loop()
+        assert self._arrived is not None and self._progress is not None
         while True:
             if len(self.pool) == 0:
                 self._arrived.clear()
@@ -235,55 +271,107 @@ class Node:
                     await asyncio.wait_for(self._arrived.wait(), remaining)
                 except TimeoutError:
                     break
-            try:
-                committed = await loop.run_in_executor(self._commit, self._step,
-                                                       BatchReady(now_ms()))
-            except Exception:
-                # A block that cannot be stored (disk full, I/O error) leaves nothing safe to
-                # do: refuse new work and stop the process, so a supervisor restarts it and
-                # the start-up chain check runs. Nothing uncommitted was acknowledged.
-                log.critical("failed to commit a block; the node stops", exc_info=True)
-                self.failed = True
-                for waiters in self._waiters.values():
-                    for fut in waiters:
-                        if not fut.done():
-                            fut.set_exception(Unavailable(
-                                "the node failed before committing this transaction; "
-                                "it stops now — resubmit after it restarts"))
-                self._waiters.clear()
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
+            self._progress.clear()
+            if not await self._run_step(BatchReady(now_ms())) and len(self.pool):
+                # Nothing was ordered: this validator does not lead, or its block is still
+                # being agreed. Offer the batch again once a block commits or a batch
+                # timeout has passed, never in a busy loop.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._progress.wait(),
+                                           limits.batch_timeout_ms / 1000)
+                self._first_arrival = None
             if len(self.pool) == 0:
                 self._first_arrival = None
-            for height, batch, results in committed:
-                self.pool.done([t.id for t in batch])
-                self._notify(height, batch, results)
-            self.metrics.pool_size.set(len(self.pool))
 
-    def _step(self, event: Event) -> list[tuple[int, Sequence[Tx], list[Result]]]:
-        """Run the consensus core on ``event`` and carry out its actions (commit thread)."""
+    async def _run_step(self, event: Event) -> int:
+        """Run ``event`` through the core on the commit thread (steps are serialized there)
+        and settle what committed; returns how many blocks committed."""
+        loop = asyncio.get_running_loop()
+        try:
+            committed = await loop.run_in_executor(self._commit, self._step, event)
+        except Exception:
+            # A block that cannot be stored (disk full, I/O error) or a broken consensus
+            # invariant leaves nothing safe to do: refuse new work and stop the process, so
+            # a supervisor restarts it and the start-up chain check runs. Nothing
+            # uncommitted was acknowledged.
+            log.critical("failed to step consensus or commit a block; the node stops",
+                         exc_info=True)
+            self._fail()
+            return 0
+        reconfigured = False
+        for c in committed:
+            self.pool.discard([t.id for t in c.batch])
+            if c.lost:
+                self.pool.requeue(c.lost)
+            self._notify(c.height, c.batch, c.results)
+            reconfigured = reconfigured or c.reconfigured
+        if reconfigured and self.replication is not None:
+            self.replication.reconfigure(self.chain.config)
+        if committed:
+            self.metrics.pool_size.set(len(self.pool))
+            assert self._progress is not None
+            self._progress.set()
+        return len(committed)
+
+    def _fail(self) -> None:
+        self.failed = True
+        for waiters in self._waiters.values():
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_exception(Unavailable(
+                        "the node failed before committing this transaction; "
+                        "it stops now — resubmit after it restarts"))
+        self._waiters.clear()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    async def _admit_gossip(self, envelopes: list[bytes]) -> None:
+        """Transactions another validator admitted: check them here too, without gossiping
+        them on (duplicates of ones already known are simply refused)."""
+        if not self.failed:
+            await self.submit(envelopes, gossip=False)
+
+    def _step(self, event: Event) -> list[_Committed]:
+        """Run the consensus core on ``event`` and carry out its actions in order (commit
+        thread): persist before the messages that follow, then send, commit, set timers."""
         t0 = time.perf_counter()
-        committed = []
+        committed: list[_Committed] = []
+        rep = self.replication
         for action in self.core.step(event):
-            if not isinstance(action, Commit):
+            if isinstance(action, Commit):
+                committed.append(self._store(action, t0))
+            elif rep is None:
                 raise ConsortiaError(f"solo produced an unexpected action {action!r}")
-            assert action.prepared is not None  # solo builds every block it commits
-            block, prepared = action.block, action.prepared
-            new_config = self.chain.commit(block, prepared)
-            if new_config is not None:
-                self.admission.reconfigure(new_config)
-            batch, results = Chain.batch_of(prepared), Chain.results_of(prepared)
-            m = self.metrics
-            m.block_seconds.observe(time.perf_counter() - t0)
-            m.block_txs.observe(len(batch))
-            m.blocks.inc()
-            m.height.set(block.header.height)
-            invalid = sum(1 for r in results if r.code)
-            m.tx_committed.labels("valid").inc(len(batch) - invalid)
-            if invalid:
-                m.tx_committed.labels("invalid").inc(invalid)
-            committed.append((block.header.height, batch, results))
+            elif isinstance(action, Persist):
+                rep.persist(action.state)
+            elif isinstance(action, Send):
+                rep.send(action.to, action.message)
+            elif isinstance(action, Broadcast):
+                rep.broadcast(action.message)
+            elif isinstance(action, WakeAt):
+                rep.wake_at(action.at_ms)
         return committed
+
+    def _store(self, action: Commit, t0: float) -> _Committed:
+        if action.prepared is None:
+            raise ConsortiaError("a consensus core committed a block it did not prepare")
+        block, prepared = action.block, action.prepared
+        new_config = self.chain.commit(block, prepared)
+        if new_config is not None:
+            self.admission.reconfigure(new_config)
+        batch, results = Chain.batch_of(prepared), Chain.results_of(prepared)
+        lost: list[Tx] = []
+        if isinstance(self.support, ReplicaNodeSupport):
+            lost = self.support.settle(block.header.height, prepared.hash)
+        m = self.metrics
+        m.block_seconds.observe(time.perf_counter() - t0)
+        m.block_txs.observe(len(batch))
+        m.blocks.inc()
+        m.height.set(block.header.height)
+        invalid = sum(1 for r in results if r.code)
+        m.tx_committed.labels("valid").inc(len(batch) - invalid)
+        if invalid:
+            m.tx_committed.labels("invalid").inc(invalid)
+        return _Committed(block.header.height, batch, results, lost, new_config is not None)
 
     def _notify(self, height: int, batch: Sequence[Tx], results: list[Result]) -> None:
         for i, tx in enumerate(batch):
@@ -316,4 +404,6 @@ class Node:
             "pool": {"transactions": len(self.pool), "bytes": self.pool.size_bytes,
                      "in_flight": self.pool.inflight},
             "config": cfg.summary(),
+            "consensus_status": (self.replication.status() if self.replication is not None
+                                 else self.core.status()),
         }

@@ -27,7 +27,7 @@ import ssl
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from consortia.identity.membership import Membership
 from consortia.p2p.auth import PeerRefused, authorize
@@ -76,9 +76,11 @@ class _Accept(asyncio.Protocol):
         self._owner = owner
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.pause_reading()
-        self._owner._accepted(transport)
+        # Not an isinstance check: uvloop's transports (the node runs under uvicorn, which
+        # picks uvloop when installed) implement the interface without subclassing it.
+        raw = cast(asyncio.Transport, transport)
+        raw.pause_reading()
+        self._owner._accepted(raw)
 
 
 @dataclass(eq=False)

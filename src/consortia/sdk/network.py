@@ -7,7 +7,11 @@
     orgs/<org>/passphrase             random, mode 0600; encrypts that org's keys
     orgs/<org>/ca/                    the org CA: encrypted key, certificate, revocations
     orgs/<org>/keystore/<name>/       identities: encrypted key, certificate, CA certificate
-    nodes/<id>/node.toml, data/       one node process each
+    nodes/<id>/node.toml, data/       one node process each (validator0 … validator<n-1>)
+
+A ``solo`` network has one validator, ``validator0`` of the first organization. A ``raft``
+or ``pbft`` network has several, spread round-robin over the organizations, each node with
+its own API port and a ``[p2p]`` section naming every other validator's address.
 
 No secret has a default: every passphrase is generated here from ``secrets``.
 """
@@ -30,6 +34,7 @@ from consortia.ledger.genesis import make_genesis
 from consortia.sdk.identity import Identity
 from consortia.sdk.tx import SignedTx, sign
 from consortia.types.config import (
+    MAX_VALIDATORS,
     BlockLimits,
     ChainConfig,
     ConsensusKind,
@@ -42,6 +47,11 @@ from consortia.types.errors import ConfigError
 from consortia.types.tx import CrlUpdate
 
 NETWORK_FILE = "network.json"
+DEFAULT_VALIDATORS = {ConsensusKind.SOLO: 1, ConsensusKind.RAFT: 3, ConsensusKind.PBFT: 4}
+"""Validators ``init_network`` creates when not told: raft 3 tolerate one crash, pbft 4
+(n = 3f + 1) one arbitrary fault."""
+P2P_PORT_OFFSET = 100
+"""Without an explicit p2p port, node i listens for peers on ``port + 100 + i``."""
 
 
 def _write_secret(path: Path, value: str) -> None:
@@ -50,6 +60,21 @@ def _write_secret(path: Path, value: str) -> None:
     os.fchmod(fd, 0o600)  # also when the file existed with a looser mode
     with os.fdopen(fd, "w") as f:
         f.write(value + "\n")
+
+
+@dataclass(frozen=True)
+class NetworkNode:
+    """One node of a local network, as ``network.json`` records it."""
+
+    id: str
+    org: str
+    """The organization whose validator identity the node signs with."""
+    config: Path
+    """Its ``node.toml`` (under the network root)."""
+    api: str
+    """Base URL of its HTTP API, e.g. ``http://127.0.0.1:7050``."""
+    p2p: str | None
+    """``host:port`` it listens on for other validators; None for a solo node."""
 
 
 @dataclass(frozen=True)
@@ -75,15 +100,42 @@ class LocalNetwork:
     def genesis_path(self) -> Path:
         return self.root / "genesis.json"
 
+    @property
+    def consensus(self) -> ConsensusKind:
+        """The consensus of the genesis configuration (``solo`` when not recorded)."""
+        return ConsensusKind(str(self.doc.get("consensus", ConsensusKind.SOLO)))
+
+    def nodes(self) -> list[NetworkNode]:
+        """Every node, in order (``validator0`` first)."""
+        return [self._node(n) for n in self.doc["nodes"]]
+
+    def node(self, node_id: str | None = None) -> NetworkNode:
+        """The node named ``node_id``, or the first one."""
+        nodes = self.nodes()
+        if node_id is None:
+            return nodes[0]
+        for n in nodes:
+            if n.id == node_id:
+                return n
+        raise ConfigError(f"no node {node_id!r} in this network "
+                          f"(nodes: {', '.join(n.id for n in nodes)})")
+
     def node_url(self, node_id: str | None = None) -> str:
-        nodes = self.doc["nodes"]
-        node = nodes[0] if node_id is None else next(n for n in nodes if n["id"] == node_id)
-        return str(node["api"])
+        return self.node(node_id).api
 
     def node_config(self, node_id: str | None = None) -> Path:
-        nodes = self.doc["nodes"]
-        node = nodes[0] if node_id is None else next(n for n in nodes if n["id"] == node_id)
-        return self.root / str(node["config"])
+        return self.node(node_id).config
+
+    def _node(self, entry: dict[str, Any]) -> NetworkNode:
+        node_id = str(entry["id"])
+        org = entry.get("org")
+        if org is None:  # solo networks record no org: it is the one holding the identity
+            org = next((o for o, d in self.doc["orgs"].items()
+                        if f"{o}/{node_id}" in d.get("identities", ())),
+                       next(iter(self.doc["orgs"])))
+        p2p = entry.get("p2p")
+        return NetworkNode(node_id, str(org), self.root / str(entry["config"]),
+                           str(entry["api"]), None if p2p is None else str(p2p))
 
     def org_dir(self, org_id: str) -> Path:
         if org_id not in self.doc["orgs"]:
@@ -130,12 +182,84 @@ class LocalNetwork:
         return sign(admin, self.chain_id, CrlUpdate(org_id, crl))
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """Where node ``index`` of a network-to-be lives."""
+
+    index: int
+    id: str
+    org: str
+    api_port: int
+    p2p_port: int | None
+
+
+def _validator_count(consensus: ConsensusKind, validators: int | None) -> int:
+    if consensus is ConsensusKind.SOLO:
+        if validators not in (None, 1):
+            raise ConfigError(f"solo consensus runs exactly one validator (asked for "
+                              f"{validators}); choose raft or pbft for several")
+        return 1
+    n = DEFAULT_VALIDATORS[consensus] if validators is None else validators
+    if consensus is ConsensusKind.RAFT and n < 1:
+        raise ConfigError(f"raft needs at least 1 validator (asked for {n}); "
+                          "3 tolerate one crashed validator")
+    if consensus is ConsensusKind.PBFT and n < 4:
+        raise ConfigError(f"pbft needs at least 4 validators (asked for {n}): n = 3f + 1 "
+                          "validators tolerate f faulty ones, so tolerating one fault "
+                          "takes 4")
+    if n > MAX_VALIDATORS:
+        raise ConfigError(f"a chain has at most {MAX_VALIDATORS} validators (asked for {n})")
+    return n
+
+
+def _plan(consensus: ConsensusKind, validators: int | None, orgs: list[str], port: int,
+          p2p_port: int | None) -> list[_Plan]:
+    n = _validator_count(consensus, validators)
+    if consensus is ConsensusKind.SOLO:
+        if p2p_port is not None:
+            raise ConfigError("a solo network has no p2p transport; the p2p port applies "
+                              "to raft and pbft networks")
+        return [_Plan(0, "validator0", orgs[0], port, None)]
+    p2p_base = port + P2P_PORT_OFFSET if p2p_port is None else p2p_port
+    plans = [_Plan(i, f"validator{i}", orgs[i % len(orgs)], port + i, p2p_base + i)
+             for i in range(n)]
+    api_ports = [p.api_port for p in plans]
+    p2p_ports = [p.p2p_port for p in plans if p.p2p_port is not None]
+    for what, ports in (("API", api_ports), ("p2p", p2p_ports)):
+        if ports[0] < 1 or ports[-1] > 65535:
+            raise ConfigError(f"{what} ports {ports[0]}..{ports[-1]} of {n} validators are "
+                              "not all within 1..65535")
+    if set(api_ports) & set(p2p_ports):
+        raise ConfigError(f"API ports {api_ports[0]}..{api_ports[-1]} and p2p ports "
+                          f"{p2p_ports[0]}..{p2p_ports[-1]} overlap; choose another p2p port")
+    return plans
+
+
 def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = None,
                  host: str = "127.0.0.1", port: int = 7050,
-                 limits: BlockLimits | None = None, force: bool = False) -> LocalNetwork:
-    """Create organizations, their CAs and identities, a solo validator and genesis."""
+                 limits: BlockLimits | None = None, force: bool = False,
+                 consensus: ConsensusKind | str = ConsensusKind.SOLO,
+                 validators: int | None = None, p2p_port: int | None = None) -> LocalNetwork:
+    """Create organizations, their CAs and identities, the validators and genesis.
+
+    ``solo`` (the default): one validator ``validator0`` of the first organization, its node
+    API on ``host:port``. ``raft`` and ``pbft``: ``validators`` nodes (default 3 for raft,
+    4 for pbft, which needs at least 4: n = 3f + 1) named ``validator0`` … ``validator<n-1>``,
+    validator i belonging to ``orgs[i % len(orgs)]``; node i serves its API on ``port + i``
+    and talks to the other validators on ``(p2p_port or port + 100) + i``.
+
+    An even raft count is allowed but tolerates no more crashes than the odd count below it
+    (4 validators, like 3, survive one), and pbft counts other than 3f + 1 likewise tolerate
+    only f = (n - 1) // 3 faults.
+    """
+    try:
+        kind = ConsensusKind(consensus)
+    except ValueError:
+        raise ConfigError(f"unknown consensus {consensus!r}; choose one of "
+                          f"{', '.join(k.value for k in ConsensusKind)}") from None
     orgs = orgs or ["org1"]
     root = Path(root)
+    plans = _plan(kind, validators, orgs, port, p2p_port)
     if (root / NETWORK_FILE).exists() and not force:
         raise ConfigError(f"{root} already holds a network; pass force to overwrite")
     root.mkdir(parents=True, exist_ok=True)
@@ -143,7 +267,7 @@ def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = 
     doc: dict[str, Any] = {"chain_id": chain_id, "orgs": {}, "nodes": [],
                            "default_identity": f"{orgs[0]}/alice"}
     admin_key = admin_cert = None
-    validator_cert = None
+    validator_certs: dict[str, bytes] = {}
     for i, org_id in enumerate(orgs):
         ca = CertificateAuthority.create(org_id)
         cas[org_id] = ca
@@ -152,36 +276,46 @@ def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = 
         _write_secret(org_dir / "passphrase", pw)
         ks = FileKeystore(org_dir / "keystore")
         names = [("admin", Role.ADMIN), ("alice", Role.CLIENT)]
-        if i == 0:
-            names.append(("validator0", Role.VALIDATOR))
+        names += [(p.id, Role.VALIDATOR) for p in plans if p.org == org_id]
         for name, role in names:
             key, cert = ca.issue_identity(name, role)
             ks.save(name, key, cert, ca.cert, pw.encode())
             if i == 0 and role is Role.ADMIN:
                 admin_key, admin_cert = key, cert_der(cert)
             if role is Role.VALIDATOR:
-                validator_cert = cert_der(cert)
+                validator_certs[name] = cert_der(cert)
         ca.save(org_dir / "ca", pw.encode())
         doc["orgs"][org_id] = {"identities": [f"{org_id}/{n}" for n, _ in names]}
-    assert admin_key is not None and admin_cert is not None and validator_cert is not None
+    assert admin_key is not None and admin_cert is not None
     config = ChainConfig(
         chain_id=chain_id, profile=Profile.ANT, suite="p256-sha256",
-        consensus=ConsensusKind.SOLO,
+        consensus=kind,
         organizations=tuple(OrgConfig(o, cas[o].cert_der) for o in orgs),
-        validators=(ValidatorConfig("validator0", orgs[0], validator_cert),),
+        validators=tuple(ValidatorConfig(p.id, p.org, validator_certs[p.id]) for p in plans),
         limits=limits or BlockLimits())
     genesis = make_genesis(config, admin_key, admin_cert, time.time_ns() // 1_000_000)
     (root / "genesis.json").write_bytes(genesis.to_file_bytes())
-    node_dir = root / "nodes" / "validator0"
-    node_dir.mkdir(parents=True, exist_ok=True)
-    (node_dir / "node.toml").write_text(tomli_w.dumps({
-        "node": {"id": "validator0", "data_dir": "data", "genesis": "../../genesis.json"},
-        "api": {"host": host, "port": port},
-        "identity": {"keystore": f"../../orgs/{orgs[0]}/keystore", "name": "validator0",
-                     "passphrase_file": f"../../orgs/{orgs[0]}/passphrase"},
-    }))
-    doc["nodes"].append({"id": "validator0", "config": "nodes/validator0/node.toml",
-                         "api": f"http://{host}:{port}"})
+    for p in plans:
+        node_dir = root / "nodes" / p.id
+        node_dir.mkdir(parents=True, exist_ok=True)
+        settings: dict[str, Any] = {
+            "node": {"id": p.id, "data_dir": "data", "genesis": "../../genesis.json"},
+            "api": {"host": host, "port": p.api_port},
+            "identity": {"keystore": f"../../orgs/{p.org}/keystore", "name": p.id,
+                         "passphrase_file": f"../../orgs/{p.org}/passphrase"},
+        }
+        entry: dict[str, Any] = {"id": p.id, "config": f"nodes/{p.id}/node.toml",
+                                 "api": f"http://{host}:{p.api_port}"}
+        if p.p2p_port is not None:
+            settings["p2p"] = {"host": host, "port": p.p2p_port,
+                               "peers": {q.id: f"{host}:{q.p2p_port}"
+                                         for q in plans if q is not p}}
+            entry = {"id": p.id, "org": p.org, "config": entry["config"], "api": entry["api"],
+                     "p2p": f"{host}:{p.p2p_port}"}
+        (node_dir / "node.toml").write_text(tomli_w.dumps(settings))
+        doc["nodes"].append(entry)
+    if kind is not ConsensusKind.SOLO:  # solo keeps the network.json of earlier releases
+        doc["consensus"] = kind.value
     doc["genesis_hash"] = genesis.hash.hex()
     (root / NETWORK_FILE).write_text(json.dumps(doc, indent=2) + "\n")
     return LocalNetwork(root, doc)

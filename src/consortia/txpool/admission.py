@@ -34,7 +34,10 @@ class Admission:
         self.membership = Membership(config, self.suite)
         self.config = config
 
-    def check(self, raw: bytes) -> Tx:
+    def check(self, raw: bytes, *, fresh: bool = True) -> Tx:
+        """Admit one envelope. ``fresh=False`` checks a transaction inside a block another
+        validator proposed: no acceptance window (the block may be replayed to a node that
+        catches up much later) and no configuration dry run (execution decides)."""
         config, membership = self.config, self.membership
         if len(raw) > config.limits.max_tx_bytes:
             raise TooLarge(f"transaction is {len(raw)} bytes, the limit is "
@@ -45,7 +48,7 @@ class Admission:
             raise WrongChain(f"transaction is for chain {payload.chain_id!r}, this is "
                              f"{config.chain_id!r}")
         now = self.clock_ms()
-        if abs(payload.timestamp_ms - now) > config.limits.tx_window_ms:
+        if fresh and abs(payload.timestamp_ms - now) > config.limits.tx_window_ms:
             raise StaleTimestamp(
                 f"transaction timestamp is {(payload.timestamp_ms - now) / 1000:+.1f} s from "
                 f"the node clock; the window is ±{config.limits.tx_window_ms / 1000:.0f} s")
@@ -53,7 +56,7 @@ class Admission:
             raise Malformed("a full configuration is only valid in genesis",
                             code="config_not_allowed")
         check_signer(self.suite, membership, env, payload)
-        if payload.type.is_config:
+        if fresh and payload.type.is_config:
             # Dry-run the change now: a configuration transaction that cannot apply (a bad or
             # stale CRL) is refused here with its reason instead of taking a block.
             config_update.apply(config, membership, env.signer, payload)

@@ -75,6 +75,28 @@ class TxPool:
                 break
         return batch
 
+    def get(self, txid: bytes) -> Tx | None:
+        return self._queue.get(txid)
+
+    def discard(self, txids: list[bytes]) -> None:
+        """Forget transactions committed in a block this node did not build."""
+        with self._lock:
+            for txid in txids:
+                tx = self._queue.pop(txid, None)
+                if tx is not None:
+                    self._bytes -= len(tx.raw)
+                self._inflight.discard(txid)
+
+    def requeue(self, txs: list[Tx]) -> None:
+        """Put back in-flight transactions of a proposal that lost (e.g. a leader change)."""
+        with self._lock:
+            for tx in txs:
+                if tx.id in self._inflight:
+                    self._inflight.discard(tx.id)
+                    self._queue[tx.id] = tx
+                    self._queue.move_to_end(tx.id, last=False)
+                    self._bytes += len(tx.raw)
+
     def done(self, txids: list[bytes]) -> None:
         with self._lock:
             self._inflight.difference_update(txids)

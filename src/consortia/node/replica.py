@@ -1,0 +1,100 @@
+"""The node's ``ReplicaSupport`` for multi-validator protocols (raft, pbft).
+
+On top of ``NodeSupport`` (propose from the pool) it checks blocks other validators
+propose: every transaction is admitted again (decode, signer, signature, role —
+without the freshness window, since a node catching up replays old blocks; a
+transaction this node already verified from gossip is not verified twice), then
+the block is executed and must come out byte-identical, header roots included. It
+verifies votes with the validator certificates of the configuration in force, and
+remembers its own proposals so their transactions return to the pool if another
+block wins the height.
+"""
+
+from __future__ import annotations
+
+from consortia.consensus.support import PreparedBlock
+from consortia.ledger.certify import validator_key
+from consortia.ledger.hashing import tx_id
+from consortia.node.chain import Chain
+from consortia.node.support import NodeSupport
+from consortia.txpool.admission import Admission
+from consortia.txpool.pool import TxPool
+from consortia.types.block import Header
+from consortia.types.errors import ConsortiaError, InvalidBlock
+from consortia.types.tx import Envelope, Tx
+
+
+class ReplicaNodeSupport(NodeSupport):
+    def __init__(self, chain: Chain, pool: TxPool, admission: Admission) -> None:
+        super().__init__(chain, pool)
+        self.admission = admission
+        self._proposed: dict[int, tuple[bytes, list[Tx]]] = {}
+
+    def validators(self) -> tuple[str, ...]:
+        return tuple(v.id for v in self.chain.config.validators)
+
+    def last_hash(self) -> bytes:
+        return self.chain.last_hash
+
+    def verify(self, validator_id: str, message: bytes, signature: bytes) -> bool:
+        v = self.chain.config.validator(validator_id)
+        if v is None:
+            return False
+        return self.chain.suite.verify(validator_key(self.chain.suite, v.cert), message,
+                                       signature)
+
+    def propose(self, now_ms: int, proposer: str) -> PreparedBlock | None:
+        prepared = super().propose(now_ms, proposer)
+        if prepared is not None:
+            self._proposed[prepared.header.height] = (prepared.hash, list(Chain.batch_of(
+                prepared)))
+        return prepared
+
+    def validate(self, header_bytes: bytes, envelopes: tuple[bytes, ...]) -> PreparedBlock:
+        try:
+            header = Header.decode(header_bytes)
+        except ConsortiaError as exc:
+            raise InvalidBlock(f"proposed header cannot be decoded: {exc.message}") from exc
+        if header.height != self.chain.next_height():
+            raise InvalidBlock(f"proposed height {header.height}, expected "
+                               f"{self.chain.next_height()}")
+        if header.prev_hash != self.chain.last_hash:
+            raise InvalidBlock("proposed block does not follow the last committed block")
+        txs: list[Tx] = []
+        seen: set[bytes] = set()
+        for i, raw in enumerate(envelopes):
+            try:
+                tx = self._known(raw) or self.admission.check(raw, fresh=False)
+            except ConsortiaError as exc:
+                raise InvalidBlock(f"transaction {i} of the proposed block: {exc.message}"
+                                   ) from exc
+            if tx.id in seen:
+                raise InvalidBlock(f"transaction {i} appears twice in the proposed block")
+            seen.add(tx.id)
+            txs.append(tx)
+        if self.chain.store.known_txids(seen):
+            raise InvalidBlock("the proposed block replays committed transactions")
+        prepared = self.chain.prepare(txs, header.timestamp_ms, header.proposer)
+        if prepared.header_bytes != header_bytes:
+            raise InvalidBlock("the proposed block does not match its re-execution "
+                               "(roots, configuration or time differ)")
+        return prepared
+
+    def _known(self, raw: bytes) -> Tx | None:
+        """The pool's copy of a transaction, verified when it was gossiped to this node."""
+        try:
+            txid = tx_id(self.chain.suite, Envelope.decode(raw).payload)
+        except ConsortiaError:
+            return None
+        tx = self.pool.get(txid)
+        return tx if tx is not None and tx.raw == raw else None
+
+    def settle(self, height: int, block_hash: bytes) -> list[Tx]:
+        """After height ``height`` committed: the transactions of this node's own proposal
+        for it, if another block won, to return to the pool."""
+        mine = self._proposed.pop(height, None)
+        for h in [h for h in self._proposed if h < height]:
+            self._proposed.pop(h)
+        if mine is None or mine[0] == block_hash:
+            return []
+        return mine[1]
