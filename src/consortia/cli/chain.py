@@ -6,10 +6,11 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 from rich.table import Table
 
-from consortia.cli.context import client, console, guard, print_json
+from consortia.cli.context import client, console, guard, open_network, print_json
 from consortia.cli.notary import _show_tx
 from consortia.types.errors import ConsortiaError
 
@@ -24,9 +25,51 @@ def _ts(ms: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000))
 
 
+def _all_nodes(net: Path | None, json_out: bool) -> None:
+    """Every validator of a multi-node network: height, consensus role, term/view, leader."""
+    from consortia.sdk import NodeClient
+    rows = []
+    for n in open_network(net).nodes():
+        try:
+            with NodeClient(n.api, timeout=5) as c:
+                doc = c.chain_info()
+            cs = doc.get("consensus_status", {})
+            rows.append({"id": n.id, "org": n.org, "api": n.api, "up": True,
+                         "height": doc["height"], "latest_hash": doc["latest_hash"],
+                         "role": cs.get("role"), "round": cs.get("term", cs.get("view")),
+                         "leader": cs.get("leader"), "peers": cs.get("peers_connected", [])})
+        except (ConsortiaError, httpx.HTTPError) as exc:
+            rows.append({"id": n.id, "org": n.org, "api": n.api, "up": False,
+                         "error": str(exc)})
+    if json_out:
+        print_json(rows)
+        return
+    proto = open_network(net).consensus
+    t = Table(title=f"{proto} validators")
+    for col in ("node", "org", "height", "latest block", "role", "term/view", "leader",
+                "peers"):
+        t.add_column(col)
+    for r in rows:
+        if not r["up"]:
+            t.add_row(r["id"], r["org"], "[red]down[/]", "", "", "", "", "")
+            continue
+        t.add_row(r["id"], r["org"], str(r["height"]), r["latest_hash"][:16] + "…",
+                  str(r["role"]), str(r["round"]), str(r["leader"]), str(len(r["peers"])))
+    console.print(t)
+
+
 @app.command("info")
 def info(net: Net = None, node: NodeUrl = None, json_out: Json = False) -> None:
-    """Height, transactions, validators and the node's identity."""
+    """Height, transactions, validators and the node's identity; with several validators
+    and no --node, one row per validator (height, role, term/view, leader)."""
+    if node is None:
+        try:
+            several = len(open_network(net).nodes()) > 1
+        except (ConsortiaError, OSError):
+            several = False
+        if several:
+            _all_nodes(net, json_out)
+            return
     try:
         with client(net, node) as c:
             doc = c.chain_info()
