@@ -17,8 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,111 +24,21 @@ import time
 from pathlib import Path
 
 import httpx
-import msgpack
 
-from consortia.sdk import init_network, notary, sign
+sys.path.insert(0, str(Path(__file__).parent))
+from common import (
+    batches,
+    cpu_seconds,
+    free_port,
+    paced,
+    peak_rss_mb,
+    presign,
+    saturate,
+    self_cpu_seconds,
+    wait_healthy,
+)
+from consortia.sdk import init_network
 from consortia.types.config import BlockLimits
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(len(s) * p))] if s else float("nan")
-
-
-def presign(net, n: int, size: int) -> list[bytes]:
-    ident = net.identity("org1/alice")
-    now = time.time_ns() // 1_000_000
-    out = []
-    for i in range(n):
-        body = notary.content(f"bench-{i}", os.urandom(size), category="bench",
-                              business_time_ms=now) if size else \
-            notary.known_digest(f"bench-{i}", os.urandom(32), category="bench",
-                                business_time_ms=now)
-        out.append(sign(ident, net.chain_id, body).envelope)
-    return out
-
-
-def batches(envs: list[bytes], size: int) -> list[bytes]:
-    return [msgpack.packb(envs[i:i + size], use_bin_type=True)
-            for i in range(0, len(envs), size)]
-
-
-async def send(client: httpx.AsyncClient, body: bytes) -> tuple[int, float]:
-    t0 = time.perf_counter()
-    r = await client.post("/v1/transactions/batch", params={"wait": "true", "timeout": 60},
-                          content=body, headers={"content-type": "application/msgpack"})
-    r.raise_for_status()
-    doc = r.json()
-    ok = sum(1 for x in doc["results"] if x.get("status") == "committed")
-    return ok, time.perf_counter() - t0
-
-
-async def saturate(url: str, bodies: list[bytes], clients: int,
-                   per_batch: int) -> dict[str, float]:
-    queue = list(reversed(bodies))
-    lat: list[float] = []
-    committed = 0
-    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
-        async def worker() -> None:
-            nonlocal committed
-            while queue:
-                ok, dt = await send(client, queue.pop())
-                committed += ok
-                lat.extend([dt] * ok)
-        t0 = time.perf_counter()
-        await asyncio.gather(*[worker() for _ in range(clients)])
-        elapsed = time.perf_counter() - t0
-    return {"committed": committed, "seconds": elapsed, "tps": committed / elapsed,
-            "p50_ms": pct(lat, 0.5) * 1000, "p99_ms": pct(lat, 0.99) * 1000}
-
-
-async def paced(url: str, bodies: list[bytes], per_batch: int,
-                rate_tps: float) -> dict[str, float]:
-    interval = per_batch / rate_tps
-    lat: list[float] = []
-    committed = 0
-    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
-        async def one(body: bytes) -> None:
-            nonlocal committed
-            ok, dt = await send(client, body)
-            committed += ok
-            lat.extend([dt] * ok)
-        t0 = time.perf_counter()
-        tasks = []
-        for i, body in enumerate(bodies):
-            delay = t0 + i * interval - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(body)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - t0
-    return {"offered_tps": rate_tps, "committed": committed, "tps": committed / elapsed,
-            "p50_ms": pct(lat, 0.5) * 1000, "p99_ms": pct(lat, 0.99) * 1000,
-            "mean_ms": statistics.fmean(lat) * 1000 if lat else float("nan")}
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (from /proc, in clock ticks)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def self_cpu_seconds() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> int:
@@ -160,22 +68,15 @@ def main() -> int:
                             stdout=log, stderr=subprocess.STDOUT)
     url = net.node_url()
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise SystemExit("node did not start")
+        wait_healthy(url)
         print("saturation …", file=sys.stderr)
         bodies = batches(sat_envs, args.batch)
         node_cpu0, client_cpu0 = cpu_seconds(proc.pid), self_cpu_seconds()
-        sat = asyncio.run(saturate(url, bodies, args.clients, args.batch))
+        sat = asyncio.run(saturate([url], bodies, args.clients))
         node_cpu = cpu_seconds(proc.pid) - node_cpu0
         client_cpu = self_cpu_seconds() - client_cpu0
         print("half load …", file=sys.stderr)
-        half = asyncio.run(paced(url, batches(half_envs, 100), 100, sat["tps"] / 2))
+        half = asyncio.run(paced([url], batches(half_envs, 100), 100, sat["tps"] / 2))
         info = httpx.get(f"{url}/v1/chain", timeout=10).json()
         rss = peak_rss_mb(proc.pid)
     finally:

@@ -8,6 +8,7 @@ every admission, execution and genesis in the suite uses that constant.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +48,9 @@ settings.register_profile(
 settings.load_profile("unit")
 
 NOW_MS = time.time_ns() // 1_000_000
+# Certificates of the test worlds are valid from a day before NOW_MS: fixtures built late
+# in a long session (after the simulations, say) must still be valid at the fixed clock.
+_VALID_FROM = dt.datetime.fromtimestamp(NOW_MS / 1000 - 86_400, dt.UTC)
 """The suite's fixed clock (ms since the epoch)."""
 
 CHAIN_ID = "unit-chain"
@@ -66,7 +70,7 @@ class Org:
         return self.ids[name]
 
     def add(self, name: str, role: Role) -> Identity:
-        key, cert = self.ca.issue_identity(name, role)
+        key, cert = self.ca.issue_identity(name, role, not_before=_VALID_FROM)
         ident = Identity(key, cert_der(cert), self.ca.cert_der)
         self.ids[name] = ident
         return ident
@@ -76,7 +80,7 @@ class Org:
 
 
 def make_org(org_id: str, *, validator: bool = False) -> Org:
-    org = Org(CertificateAuthority.create(org_id))
+    org = Org(CertificateAuthority.create(org_id, not_before=_VALID_FROM))
     org.add("admin", Role.ADMIN)
     org.add("alice", Role.CLIENT)
     org.add("bob", Role.CLIENT)

@@ -53,7 +53,11 @@ from consortia.types.config import (
 )
 from consortia.types.errors import BadSignature, ConfigError, Malformed, TooLarge
 
-NOW_MS = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+
+def now_ms() -> int:
+    """The clock now: certificates are issued during the session, so a time read once at
+    import (collection) can predate them in a long run."""
+    return int(dt.datetime.now(dt.UTC).timestamp() * 1000)
 
 
 def run(make: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
@@ -180,22 +184,23 @@ def pki() -> Pki:
     return Pki()
 
 
-def refusal(pki: Pki, config: ChainConfig, name: str, *, at_ms: int = NOW_MS,
+def refusal(pki: Pki, config: ChainConfig, name: str, *, at_ms: int | None = None,
             expected: str | None = None) -> str:
     with pytest.raises(PeerRefused) as info:
-        authorize(pki.der(name), config, Membership(config), at_ms, expected=expected)
+        authorize(pki.der(name), config, Membership(config), at_ms or now_ms(),
+                  expected=expected)
     return info.value.reason
 
 
 def test_identity_rule(pki: Pki) -> None:
     cfg = pki.config
-    assert authorize(pki.der("v2"), cfg, Membership(cfg), NOW_MS) == "v2"
-    assert authorize(pki.der("v2"), cfg, Membership(cfg), NOW_MS, expected="v2") == "v2"
+    assert authorize(pki.der("v2"), cfg, Membership(cfg), now_ms()) == "v2"
+    assert authorize(pki.der("v2"), cfg, Membership(cfg), now_ms(), expected="v2") == "v2"
     assert refusal(pki, cfg, "v2", expected="v3") == "unexpected_peer"
     assert refusal(pki, cfg, "evil") == "unknown"          # CA outside the configuration
     assert refusal(pki, cfg, "spare") == "unknown"         # valid validator, not listed
     assert refusal(pki, cfg, "alice") == "wrong_role"      # member, but a client
-    later = NOW_MS + 400 * 86_400_000
+    later = now_ms() + 400 * 86_400_000
     assert refusal(pki, cfg, "v2", at_ms=later) == "expired"
     # A listed client certificate is still refused for its role.
     listed_client = replace(cfg, validators=(*cfg.validators,
@@ -208,7 +213,7 @@ def test_revoked_validator_is_refused_even_when_listed() -> None:
     p.org2.revoke(p.certs["v3"].serial_number)
     cfg = p.config.with_org(OrgConfig("org2", p.org2.cert_der, p.org2.crl()))
     assert refusal(p, cfg, "v3") == "revoked"
-    assert authorize(p.der("v2"), cfg, Membership(cfg), NOW_MS) == "v2"
+    assert authorize(p.der("v2"), cfg, Membership(cfg), now_ms()) == "v2"
 
 
 def test_backoff_is_exponential_jittered_and_capped() -> None:

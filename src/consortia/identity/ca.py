@@ -45,8 +45,10 @@ class CertificateAuthority:
         return self.cert.public_bytes(serialization.Encoding.DER)
 
     @classmethod
-    def create(cls, org_id: str, *, suite: str = "p256-sha256",
-               days: int = DEFAULT_CA_DAYS) -> CertificateAuthority:
+    def create(cls, org_id: str, *, suite: str = "p256-sha256", days: int = DEFAULT_CA_DAYS,
+               not_before: dt.datetime | None = None) -> CertificateAuthority:
+        """A new root. ``not_before`` backdates it (default: five minutes ago, for clock
+        skew between machines)."""
         if not org_id or len(org_id) > 64 or not all(c.isalnum() or c in "-_." for c in org_id):
             raise ConfigError(f"invalid organization id {org_id!r}: use letters, digits, - _ .")
         key = get_suite(suite).generate_key()
@@ -56,13 +58,14 @@ class CertificateAuthority:
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, org_id),
         ])
         now = _now()
+        start = not_before or (now - dt.timedelta(minutes=5))
         ski = x509.SubjectKeyIdentifier.from_public_key(native.public_key())
         cert = (
             x509.CertificateBuilder()
             .subject_name(name).issuer_name(name)
             .public_key(native.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_before(start)
             .not_valid_after(now + dt.timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(x509.KeyUsage(
