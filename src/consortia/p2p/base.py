@@ -8,6 +8,7 @@ both.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import inspect
 import logging
@@ -128,7 +129,7 @@ class SendQueue:
         return len(self.frames)
 
 
-class Endpoint:
+class Endpoint(abc.ABC):
     """Send queues, delivery and counters of one node's transport."""
 
     def __init__(self, node_id: str, peer_ids: Iterable[str], *, decode: Decode | None,
@@ -279,8 +280,9 @@ class Endpoint:
 
     # -- connection state --------------------------------------------------------------------
 
+    @abc.abstractmethod
     def connected_peers(self) -> set[str]:
-        raise NotImplementedError
+        """Peers with an open, authorized connection (each transport knows its own)."""
 
     def _changed(self) -> None:
         watchers, self._watchers = self._watchers, []
