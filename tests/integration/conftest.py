@@ -2,8 +2,9 @@
 
 ``farm`` (per test) and ``module_farm`` (per module) create networks and own the
 node processes started from them; both stop every node at teardown (SIGTERM,
-then SIGKILL). A failing test's report carries the output of every node that
-was alive for it.
+then SIGKILL). A module that defines a ``net`` fixture (its network) gets ``node``
+(one process serving it for the module), ``http``, ``client`` and ``alice`` from here.
+A failing test's report carries the output of every node that was alive for it.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.integration.helpers import ACTIVE, NodeFarm
+from consortia.sdk import Identity, LocalNetwork, NodeClient
+from tests.integration.helpers import ACTIVE, NodeFarm, NodeProcess
 
 
 @pytest.fixture
@@ -33,6 +36,28 @@ def module_farm(tmp_path_factory: pytest.TempPathFactory,
         yield f
     finally:
         f.close()
+
+
+@pytest.fixture(scope="module")
+def node(module_farm: NodeFarm, net: LocalNetwork) -> NodeProcess:
+    return module_farm.node(net)
+
+
+@pytest.fixture
+def http(node: NodeProcess) -> Iterator[httpx.Client]:
+    with node.http() as c:
+        yield c
+
+
+@pytest.fixture
+def client(node: NodeProcess) -> Iterator[NodeClient]:
+    with NodeClient(node.url, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def alice(net: LocalNetwork) -> Identity:
+    return net.identity("org1/alice")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,8 +1,9 @@
-# NOT COLLECTED YET (file name does not match test_*.py), on purpose: in about 2 of 9 runs
-# on the 2-core machine a SIGKILLed validator, restarted, did not answer /healthz within
-# 45 s, and those runs' node logs were not captured. Run it by hand with
-#   .venv/bin/python -m pytest tests/integration/failover_wip.py -s
-# and rename it to test_failover.py once the restart stall is understood and fixed.
+# NOT COLLECTED YET (file name does not match test_*.py), on purpose. Two stalls were seen:
+# restarted validators that could not bind their port (fixed: tests now take ports below
+# the ephemeral range, helpers.free_port_block) and, after that fix, 1 failure in 7 runs
+# whose cause is not yet known. Run it by hand with
+#   .venv/bin/python -m pytest tests/integration/failover_wip.py -s -rf
+# and rename it to test_failover.py once it passes reliably.
 """Failover under load, real processes: while clients submit a steady stream, SIGKILL a
 follower, then the leader; restart both. The network keeps committing, every validator
 ends with the same blocks (header hash and transactions at every height; pbft commit

@@ -11,6 +11,7 @@ to its report.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -36,11 +37,35 @@ STOP_TIMEOUT = 15.0
 ACTIVE: list[NodeProcess] = []
 
 
-def free_port() -> int:
-    """A port the kernel just handed out on 127.0.0.1 (bind to 0, read it, release it)."""
+# Below Linux's ephemeral range (32768-60999): a port picked there can be taken at any
+# moment by some process's outgoing connection, which made restarted nodes fail to bind.
+_PORTS = (20_000, 32_000)
+_rng = random.Random()
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_block(count: int) -> int:
+    """The first of ``count`` consecutive ports on 127.0.0.1 that are free now and outside
+    the ephemeral range (networks number their nodes' ports base + i)."""
+    for _ in range(1000):
+        base = _rng.randrange(_PORTS[0], _PORTS[1] - count)
+        if all(_bindable(base + i) for i in range(count)):
+            return base
+    raise RuntimeError("no free block of ports on 127.0.0.1")
+
+
+def free_port() -> int:
+    """A free port on 127.0.0.1 outside the ephemeral range."""
+    return free_port_block(1)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str,

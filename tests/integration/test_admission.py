@@ -17,7 +17,6 @@ import os
 import random
 from collections.abc import Iterator
 
-import httpx
 import msgpack
 import pytest
 
@@ -27,7 +26,6 @@ from consortia.sdk import Identity, LocalNetwork, NodeClient, SignedTx, notary, 
 from consortia.types.config import BlockLimits, Role
 from consortia.types.tx import MAX_CONTENT, ConfigBody, ContentRecord, Envelope
 from tests.integration.helpers import (
-    NodeProcess,
     assert_not_stored,
     assert_refused,
     chain_state,
@@ -51,26 +49,8 @@ def net(module_farm) -> LocalNetwork:
         api={"max_body_bytes": MAX_BODY, "max_batch": MAX_BATCH})
 
 
-@pytest.fixture(scope="module")
-def node(module_farm, net) -> NodeProcess:
-    return module_farm.node(net)
 
 
-@pytest.fixture
-def http(node) -> Iterator[httpx.Client]:
-    with node.http() as c:
-        yield c
-
-
-@pytest.fixture
-def client(node) -> Iterator[NodeClient]:
-    with NodeClient(node.url, timeout=30) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def alice(net) -> Identity:
-    return net.identity("org1/alice")
 
 
 def record(tag: str = "adm") -> ContentRecord:

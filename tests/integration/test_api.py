@@ -13,9 +13,7 @@ import base64
 import os
 import random
 import uuid
-from collections.abc import Iterator
 
-import httpx
 import msgpack
 import orjson
 import pytest
@@ -38,7 +36,7 @@ from consortia.sdk import (
 from consortia.types.block import Block
 from consortia.types.config import BlockLimits, Role
 from consortia.types.tx import CiphertextRecord, Envelope, Payload, PrivacyRecord, TxType
-from tests.integration.helpers import NodeProcess, assert_refused, chain_state, free_port
+from tests.integration.helpers import assert_refused, chain_state, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -51,26 +49,8 @@ def net(module_farm) -> LocalNetwork:
                                limits=BlockLimits(batch_timeout_ms=50))
 
 
-@pytest.fixture(scope="module")
-def node(module_farm, net) -> NodeProcess:
-    return module_farm.node(net)
 
 
-@pytest.fixture
-def http(node) -> Iterator[httpx.Client]:
-    with node.http() as c:
-        yield c
-
-
-@pytest.fixture
-def client(node) -> Iterator[NodeClient]:
-    with NodeClient(node.url, timeout=30) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def alice(net) -> Identity:
-    return net.identity("org1/alice")
 
 
 @pytest.fixture(scope="module")

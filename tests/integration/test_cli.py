@@ -14,7 +14,7 @@ import pytest
 
 from consortia.sdk import LocalNetwork, load_genesis, verify_proof
 from consortia.types.config import BlockLimits
-from tests.integration.helpers import NodeProcess, describe, run_cli
+from tests.integration.helpers import describe, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -26,10 +26,6 @@ def net(module_farm) -> LocalNetwork:
     return module_farm.network("cli", chain_id=CHAIN, orgs=["org1", "org2"],
                                limits=BlockLimits(batch_timeout_ms=50))
 
-
-@pytest.fixture(scope="module")
-def node(module_farm, net) -> NodeProcess:
-    return module_farm.node(net)
 
 
 def ok(proc) -> str:

@@ -8,9 +8,7 @@ node serving.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from consortia.sdk import LocalNetwork, notary, sign
@@ -31,15 +29,6 @@ def net(module_farm) -> LocalNetwork:
     return module_farm.network("hostile", chain_id="hostile", orgs=["org1", "org2"])
 
 
-@pytest.fixture(scope="module")
-def node(module_farm, net) -> NodeProcess:
-    return module_farm.node(net)
-
-
-@pytest.fixture
-def http(node) -> Iterator[httpx.Client]:
-    with node.http() as c:
-        yield c
 
 
 def _garble_issuer(crl: bytes, org: str) -> bytes:

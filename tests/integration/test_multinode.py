@@ -33,7 +33,7 @@ from consortia.sdk import (
 from consortia.types.config import BlockLimits, ConsensusKind
 from tests.integration.helpers import (
     describe,
-    free_port,
+    free_port_block,
     healthy,
     run_cli,
     subprocess_env,
@@ -45,11 +45,10 @@ pytestmark = pytest.mark.integration
 
 class Cluster:
     def __init__(self, root: Path, consensus: ConsensusKind, n: int) -> None:
-        base, p2p = free_port(), free_port()
-        # Consecutive ports from two random bases; retry on the rare collision is not needed
-        # for a test that owns the machine's loopback for seconds.
+        # One block of 2n free ports: the API ports first, then the p2p ports.
+        base = free_port_block(2 * n)
         self.net = init_network(root, chain_id=f"multi-{consensus}", orgs=["org1", "org2"],
-                                port=base, p2p_port=p2p if abs(p2p - base) > n else base + 500,
+                                port=base, p2p_port=base + n,
                                 consensus=consensus, validators=n,
                                 limits=BlockLimits(batch_timeout_ms=50))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
