@@ -27,19 +27,21 @@ FAULT_MS = 4_000
 HEALED_MS = 4_000
 
 
-def _faults(byzantine: int, mode: str) -> Faults:
+def _faults(byzantine: int, mode: str, retain: int | None = None) -> Faults:
     return Faults(byzantine=byzantine, byzantine_mode=mode, fault_ms=FAULT_MS,
-                  healed_ms=HEALED_MS)
+                  healed_ms=HEALED_MS, retain_blocks=retain)
 
 
-def _run(nodes: int, seed: int, byzantine: int, mode: str) -> SimulationResult:
+def _run(nodes: int, seed: int, byzantine: int, mode: str,
+         retain: int | None = None) -> SimulationResult:
     try:
-        return run_simulation("pbft", nodes, seed, _faults(byzantine, mode))
+        return run_simulation("pbft", nodes, seed, _faults(byzantine, mode, retain))
     except SimulationFailure as exc:
         pytest.fail(
             f"{exc}; replay: python -m consortia.testing.sim --protocol pbft --nodes {nodes} "
             f"--byzantine {byzantine} --mode {mode} --fault-ms {FAULT_MS} "
-            f"--healed-ms {HEALED_MS} --seed {seed}")
+            f"--healed-ms {HEALED_MS} " + (f"--retain {retain} " if retain else "")
+            + f"--seed {seed}")
 
 
 @pytest.mark.parametrize("nodes", [4, 7])
@@ -65,6 +67,17 @@ def test_crashes_with_a_byzantine_validator() -> None:
     """Seven validators, one Byzantine: one more may crash and restart from durable state."""
     for seed in range(max(1, SEEDS // 5)):
         _run(7, 200_000 + seed, 1, "twins" if seed % 2 == 0 else "mutate")
+
+
+@pytest.mark.parametrize("nodes", [4, 7])
+def test_catching_up_from_ledgers_past_lying_peers(nodes: int) -> None:
+    """Validators keep only 4 committed blocks in memory, so one that was down catches up
+    from its peers' ledgers — with f Byzantine validators among those peers, forging or
+    replacing what they serve (mutate) or equivocating (twins), and crashes for 7 nodes."""
+    f = (nodes - 1) // 3
+    for seed in range(max(1, SEEDS // 5)):
+        byzantine = f if seed % 2 == 0 or nodes == 4 else f - 1
+        _run(nodes, 300_000 + seed, byzantine, "mutate" if seed % 4 < 2 else "twins", retain=4)
 
 
 def _seeds_where(nodes: int, byzantine: set[str], mode: str, count: int) -> list[int]:

@@ -37,6 +37,20 @@ def test_raft_is_safe_and_live_under_faults(nodes: int) -> None:
           f"lowest final height {min(heights, default=0)}")
 
 
+@pytest.mark.parametrize("nodes", [3, 5])
+def test_raft_catches_up_from_ledgers_when_logs_are_short(nodes: int) -> None:
+    """The leader keeps only 4 blocks of log behind it: a validator that was down or cut
+    off gets a snapshot (where the log starts) and fetches the committed blocks from its
+    peers' ledgers, verifying each certificate, while the network keeps committing."""
+    faults = Faults(retain_blocks=4)
+    for seed in range(max(1, SEEDS // 5)):
+        try:
+            run_simulation("raft", nodes, seed, faults)
+        except (SimulationFailure, ConsortiaError) as exc:
+            pytest.fail(f"{exc}; replay: python -m consortia.testing.sim --protocol raft "
+                        f"--nodes {nodes} --retain 4 --seed {seed}")
+
+
 def test_a_run_replays_exactly() -> None:
     a = run_simulation("raft", 5, 42, Faults())
     b = run_simulation("raft", 5, 42, Faults())

@@ -642,3 +642,40 @@ def test_a_validator_that_lost_its_durable_state_still_completes_a_view_change()
     net.advance(2_000)
     assert all(net.supports[v].height > 3 for v in ("v1", "v2", "v3"))
     assert {net.cores[v].view for v in ("v1", "v2", "v3")} == {1}
+
+
+def test_a_node_down_longer_than_peers_keep_blocks_catches_up_from_their_ledgers() -> None:
+    """Peers keep 4 blocks in memory; a validator down for 30 heights is served the rest
+    from their ledgers (re-signed responses), and one peer forging what it serves
+    (another block under a real certificate) neither stalls nor misleads it."""
+    net = Net(params=Params(retain_blocks=4))
+    net.down.add("v3")
+    for _ in range(30):
+        net.submit(2)
+        net.advance(60)
+    top = net.supports["v0"].height
+    assert net.supports["v3"].height == 0 and top >= 25
+    assert len(net.cores["v0"].ring) == 4
+
+    forged_count = 0
+
+    def forge(to: str, frm: str, m: Any) -> bool:
+        nonlocal forged_count
+        if frm == "v1" and isinstance(m, BlockResponse) and m.cert is not None \
+                and m.envelopes != (b"tx:forged",):
+            forged = replace(m, envelopes=(b"tx:forged",))  # v1 is Byzantine: signs it
+            forged = replace(forged, signature=net.supports["v1"].sign(
+                forged.signing_bytes("sim")))
+            net.queue.append((to, frm, forged))
+            forged_count += 1
+            return False
+        return True
+
+    net.restart("v3")
+    net.advance(3_000, keep=forge)
+    assert forged_count > 0
+    assert net.supports["v3"].height >= top
+    for h in range(1, net.supports["v3"].height + 1):
+        assert net.supports["v3"].chain[h - 1].hash == net.supports["v0"].chain[h - 1].hash
+        assert b"tx:forged" not in net.block("v3", h).envelopes
+        check_certificate(net, net.block("v3", h))

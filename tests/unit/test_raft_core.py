@@ -31,12 +31,15 @@ from consortia.consensus.raft import PROTOCOL, RaftCore, RaftTimings, make_core
 from consortia.consensus.raft.messages import (
     AppendEntries,
     AppendReply,
+    BlockBatch,
     BlockEntry,
+    BlockRequest,
     BlockVote,
     Noop,
     PreVote,
     PreVoteReply,
     RequestVote,
+    Snapshot,
     VoteReply,
     decode_entry,
     decode_message,
@@ -219,6 +222,7 @@ MESSAGES = [
     AppendEntries(3, 9, 2, (Noop(3), ENTRY), 9, 6, 2, (CERT,)),
     AppendEntries(3, 0, 0, (), 0, 0, 0, ()),
     AppendReply(3, True, 11, 6, (BlockVote(7, b"h" * 32, b"sig"),)),
+    Snapshot(5, 120, 4, 100), BlockRequest(5, 101), BlockBatch(5, (b"block-1", b"block-2")),
 ]
 
 
@@ -230,7 +234,9 @@ def test_messages_round_trip_through_canonical_bytes(message: Any) -> None:
 
 
 @pytest.mark.parametrize("bad", [
-    encode([9, 1, 2, 3]),                     # unknown tag
+    encode([99, 1, 2, 3]),                    # unknown tag
+    encode([9, 5, [b""]]),                    # an empty block in a batch
+    encode([8, 5, 0]),                        # blocks start at height 1
     encode([1, 4, 10]),                       # a field missing
     encode([1, 4, 10, 3, 0]),                 # an extra field
     encode([2, 4, 1]),                        # granted must be a boolean
@@ -563,3 +569,75 @@ def test_figure_8_an_old_term_entry_on_a_majority_is_not_committed(branch: str) 
         assert cert.round == term
     for v in net.ids:
         _verify(net, net.commits[v][0])
+
+
+# -- catching up from ledgers ----------------------------------------------------------------
+
+def test_a_follower_down_longer_than_the_log_catches_up_from_a_ledger() -> None:
+    """The leader keeps 4 blocks behind it, so the log (and its durable state) stays short
+    while a follower is down for 40 blocks; back, the follower gets a snapshot, fetches the
+    blocks from a ledger with their certificates, then follows the log again."""
+    net = Net(3, timings=RaftTimings(retain_blocks=4, compact_every=2, sync_blocks=8))
+    net.start()
+    leader = net.elect()
+    lagger = next(v for v in net.ids if v != leader)
+    net.commit_blocks(2)
+    net.crash(lagger)
+    net.commit_blocks(40)
+    state = decode_state(net.durable[leader] or b"")
+    assert len(state.log.entries) <= 12 and state.log.base_height >= 30
+    net.restart(lagger)
+    assert net.run(3_000, lambda: net.height(lagger) == 42)
+    assert any(isinstance(m, Snapshot) for _, d, m in net.sent if d == lagger)
+    batches = [m for _, d, m in net.sent if d == lagger and isinstance(m, BlockBatch)]
+    assert batches and max(len(b.blocks) for b in batches) == 8
+    for b in net.commits[lagger]:
+        _verify(net, b)
+    assert [b.header_bytes for b in net.commits[lagger]] == \
+        [b.header_bytes for b in net.commits[leader]]
+    net.commit_blocks(3)
+    assert {net.height(v) for v in net.ids} == {45}
+    assert net.status(lagger).get("catching_up_to") is None
+
+
+def _forge(kind: str, raw: bytes) -> bytes:
+    block = Block.decode(raw)
+    if kind == "bad-signatures":
+        cert = block.certificate
+        votes = tuple(Vote(v.validator_id, bytes(32)) for v in cert.votes)
+        return Block(block.header, block.header_bytes, Certificate(
+            cert.height, cert.round, cert.block_hash, votes), block.envelopes).encode()
+    # "other-transactions": the certificate of the real block, other content
+    return Block(block.header, block.header_bytes, block.certificate,
+                 (b"tx:forged",)).encode()
+
+
+@pytest.mark.parametrize("kind", ["bad-signatures", "other-transactions"])
+def test_a_peer_serving_bad_blocks_is_passed_over(kind: str) -> None:
+    """The leader answers block requests with forged blocks: the follower commits none of
+    them, asks the other peer, and still catches up to the same chain."""
+    net = Net(3, timings=RaftTimings(retain_blocks=4, compact_every=2, sync_blocks=8))
+    net.start()
+    leader = net.elect()
+    lagger, honest = (v for v in net.ids if v != leader)
+    net.commit_blocks(2)
+    net.crash(lagger)
+    net.commit_blocks(30)
+    original = net._queue
+
+    def lying(src: str, dst: str, m: Any) -> None:
+        if src == leader and isinstance(m, BlockBatch):
+            m = BlockBatch(m.term, tuple(_forge(kind, b) for b in m.blocks))
+        original(src, dst, m)
+
+    net._queue = lying  # type: ignore[method-assign]
+    net.restart(lagger)
+    assert net.run(5_000, lambda: net.height(lagger) == 32)
+    asked = {d for s, d, m in net.sent if s == lagger and isinstance(m, BlockRequest)}
+    assert asked == {leader, honest}
+    assert [b.header_bytes for b in net.commits[lagger]] == \
+        [b.header_bytes for b in net.commits[honest]]
+    assert all(b"tx:forged" not in b.envelopes for b in net.commits[lagger])
+    for b in net.commits[lagger]:
+        _verify(net, b)
+

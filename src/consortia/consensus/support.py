@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from consortia.types.block import Header
+from consortia.types.block import Block, Header
 
 
 @dataclass(frozen=True)
@@ -55,4 +55,9 @@ class ReplicaSupport(Support, Protocol):
 
     def verify(self, validator_id: str, message: bytes, signature: bytes) -> bool:
         """Whether ``signature`` by ``validator_id`` over ``message`` is valid."""
+        ...
+
+    def block(self, height: int) -> Block | None:
+        """Committed block ``height`` from the ledger, certificate included, to serve a peer
+        that is behind (None above the last committed height)."""
         ...

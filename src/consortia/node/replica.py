@@ -15,11 +15,12 @@ from __future__ import annotations
 from consortia.consensus.support import PreparedBlock
 from consortia.ledger.certify import validator_key
 from consortia.ledger.hashing import tx_id
+from consortia.ledger.verify import load_block
 from consortia.node.chain import Chain
 from consortia.node.support import NodeSupport
 from consortia.txpool.admission import Admission
 from consortia.txpool.pool import TxPool
-from consortia.types.block import Header
+from consortia.types.block import Block, Header
 from consortia.types.errors import ConsortiaError, InvalidBlock
 from consortia.types.tx import Envelope, Tx
 
@@ -35,6 +36,11 @@ class ReplicaNodeSupport(NodeSupport):
 
     def last_hash(self) -> bytes:
         return self.chain.last_hash
+
+    def block(self, height: int) -> Block | None:
+        if not 1 <= height <= self.chain.store.height:
+            return None
+        return load_block(self.chain.store, height)[0]
 
     def verify(self, validator_id: str, message: bytes, signature: bytes) -> bool:
         v = self.chain.config.validator(validator_id)

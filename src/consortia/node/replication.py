@@ -82,7 +82,11 @@ class Replication:
         self.state_path = settings.resolve(settings.node.data_dir) / "consensus.state"
         durable = self.state_path.read_bytes() if self.state_path.exists() else None
         rng = random.Random(os.urandom(16))  # noqa: S311 - election timeouts, not secrets
-        self.core: Core = self.protocol.make_core(self.node_id, support, rng, durable)
+        retain = settings.consensus.retain_blocks
+        self.core: Core = (self.protocol.make_core(self.node_id, support, rng, durable)
+                           if retain is None else
+                           self.protocol.make_core(self.node_id, support, rng, durable,
+                                                   retain_blocks=retain))
         missing = {v.id for v in config.validators} - {self.node_id} - set(settings.p2p.peers)
         if missing:
             raise ConfigError(f"[p2p] peers lacks the address of {', '.join(sorted(missing))}")

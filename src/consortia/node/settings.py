@@ -73,6 +73,14 @@ class P2PSection(_Strict):
         return self
 
 
+class ConsensusSection(_Strict):
+    """Tuning of a multi-validator protocol; the defaults suit most networks."""
+
+    retain_blocks: int | None = Field(default=None, ge=1, le=1_000_000)
+    """Committed blocks kept in memory (pbft) or in the log (raft) for validators that lag;
+    one further behind catches up from peers' ledgers. None: the protocol's default."""
+
+
 class LogSection(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -83,6 +91,7 @@ class NodeSettings(_Strict):
     identity: IdentitySection
     pool: PoolSection = PoolSection()
     p2p: P2PSection | None = None
+    consensus: ConsensusSection = ConsensusSection()
     log: LogSection = LogSection()
     base_dir: Path = Path(".")
 

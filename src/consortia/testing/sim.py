@@ -74,6 +74,10 @@ class Faults:
     healed_ms: int = 8_000
     client_every_ms: int = 25
     batch_every_ms: int = 20
+    retain_blocks: int | None = None
+    """Not a fault but a squeeze: how many committed blocks a core keeps for peers
+    that lag (None: the protocol's default). Small, a validator that was down must
+    catch up from its peers' ledgers."""
 
 
 @dataclass
@@ -156,8 +160,15 @@ class Simulation:
              side: frozenset[str] | None = None) -> None:
         support = SimSupport(node_id, self.ids, self.keys)
         rng = random.Random(f"{self.seed}:{name}:rng")
-        core = self.module.make_core(node_id, support, rng, None)
+        core = self._make_core(node_id, support, rng, None)
         self.instances[name] = _Instance(name, node_id, core, support, rng, byzantine, side)
+
+    def _make_core(self, node_id: str, support: SimSupport, rng: random.Random,
+                   durable: bytes | None) -> Core:
+        if self.faults.retain_blocks is None:
+            return self.module.make_core(node_id, support, rng, durable)  # type: ignore[no-any-return]
+        return self.module.make_core(node_id, support, rng, durable,  # type: ignore[no-any-return]
+                                     retain_blocks=self.faults.retain_blocks)
 
     # -- scheduling -----------------------------------------------------------------------
 
@@ -306,7 +317,7 @@ class Simulation:
         if inst.up:
             return
         inst.support.lose_pool()
-        inst.core = self.module.make_core(inst.node_id, inst.support, inst.rng, inst.durable)
+        inst.core = self._make_core(inst.node_id, inst.support, inst.rng, inst.durable)
         inst.up = True
         inst.next_wake = None
         self.trace.append(f"t={self.now} RESTART {node} at height {inst.support.height}")
@@ -410,9 +421,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode", default="twins", choices=["twins", "mutate"])
     ap.add_argument("--fault-ms", type=int, default=Faults.fault_ms)
     ap.add_argument("--healed-ms", type=int, default=Faults.healed_ms)
+    ap.add_argument("--retain", type=int, default=None,
+                    help="committed blocks a core keeps for lagging peers (default: the "
+                         "protocol's); small values force catching up from ledgers")
     args = ap.parse_args(argv)
     faults = Faults(byzantine=args.byzantine, byzantine_mode=args.mode,
-                    fault_ms=args.fault_ms, healed_ms=args.healed_ms)
+                    fault_ms=args.fault_ms, healed_ms=args.healed_ms,
+                    retain_blocks=args.retain)
     seeds = [args.seed] if args.seed is not None else range(args.first, args.first + args.seeds)
     t0 = time.perf_counter()
     for s in seeds:
@@ -424,7 +439,9 @@ def main(argv: list[str] | None = None) -> int:
                 print("\n".join(exc.trace), file=sys.stderr)
             print(f"replay: python -m consortia.testing.sim --protocol {args.protocol} "
                   f"--nodes {args.nodes} --byzantine {args.byzantine} --mode {args.mode} "
-                  f"--fault-ms {args.fault_ms} --healed-ms {args.healed_ms} --seed {s}",
+                  f"--fault-ms {args.fault_ms} --healed-ms {args.healed_ms} "
+                  + (f"--retain {args.retain} " if args.retain is not None else "")
+                  + f"--seed {s}",
                   file=sys.stderr)
             return 1
         if args.seed is not None:

@@ -122,6 +122,9 @@ class SimSupport:
             raise InvalidBlock("a transaction appears twice")
         return PreparedBlock(header, header_bytes, _h(header_bytes), envelopes, None)
 
+    def block(self, height: int) -> Block | None:
+        return self.chain[height - 1].block if 1 <= height <= self.height else None
+
     def sign(self, message: bytes) -> bytes:
         return hmac.new(self._keys[self.node_id], message, "sha256").digest()
 

@@ -14,6 +14,7 @@ simulator's Byzantine behaviour (``consortia.testing.sim``).
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from consortia.consensus.pbft.byzantine import mutate, register
 from consortia.consensus.pbft.core import PbftCore
@@ -28,8 +29,13 @@ __all__ = ["PROTOCOL", "Params", "PbftCore", "decode_message", "encode_message",
 
 
 def make_core(node_id: str, support: ReplicaSupport, rng: random.Random,
-              durable: bytes | None, params: Params | None = None) -> PbftCore:
+              durable: bytes | None, params: Params | None = None, *,
+              retain_blocks: int | None = None) -> PbftCore:
     """A PBFT core for validator ``node_id``, resuming from ``durable`` (the bytes of its
-    last ``Persist``) after a restart."""
+    last ``Persist``) after a restart; ``retain_blocks`` overrides how many committed
+    blocks it keeps in memory for lagging peers (older ones are read from the ledger)."""
     register(node_id, support)
+    params = params or Params()
+    if retain_blocks is not None:
+        params = replace(params, retain_blocks=retain_blocks)
     return PbftCore(node_id, support, rng, durable, params)

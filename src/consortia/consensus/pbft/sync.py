@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from consortia.consensus.pbft.messages import BlockRequest, BlockResponse, Checkpoint
-from consortia.types.block import Certificate
+from consortia.types.block import Block, Certificate
 
 if TYPE_CHECKING:
     from consortia.consensus.pbft.core import PbftCore
@@ -47,23 +47,35 @@ def want(core: PbftCore, digest: bytes) -> None:
     core._broadcast(replace(r, signature=core._sign(r.signing_bytes(core.chain_id))))
 
 
-def response(core: PbftCore, h: int) -> BlockResponse | None:
-    """The signed response carrying committed block ``h`` (signed once, kept while the
-    block is retained)."""
-    r = core.responses.get(h)
+def committed(core: PbftCore, h: int) -> Block | None:
+    """Committed block ``h``: from memory while retained, else from the ledger."""
+    if not 1 <= h < core.height:
+        return None
     b = core.ring.get(h)
-    if r is None and b is not None:
-        c = b.certificate
-        r = BlockResponse(h, c.block_hash, b.header_bytes, b.envelopes, c, core.node_id,
-                          b"")
-        r = core.responses[h] = replace(r, signature=core._sign(
-            r.signing_bytes(core.chain_id)))
+    return b if b is not None else core.support.block(h)
+
+
+def response(core: PbftCore, h: int) -> BlockResponse | None:
+    """The signed response carrying committed block ``h`` (signed once and kept while the
+    block is retained in memory; signed again when read back from the ledger)."""
+    r = core.responses.get(h)
+    if r is not None:
+        return r
+    b = committed(core, h)
+    if b is None:
+        return None
+    c = b.certificate
+    r = BlockResponse(h, c.block_hash, b.header_bytes, b.envelopes, c, core.node_id, b"")
+    r = replace(r, signature=core._sign(r.signing_bytes(core.chain_id)))
+    if h in core.ring:
+        core.responses[h] = r
     return r
 
 
 def push(core: PbftCore, peer: str, h: int) -> None:
-    """Send a peer that is behind the committed blocks from its height on."""
-    if h >= core.height or h not in core.ring:
+    """Send a peer that is behind the committed blocks from its height on (rate-limited
+    per peer: the ledger serves any height, so a request must not cost unbounded work)."""
+    if not 1 <= h < core.height:
         return
     last = core.last_push.get(peer)
     if last is not None and last[0] >= h and core.now - last[1] < core.params.resend_ms:
@@ -79,7 +91,12 @@ def push(core: PbftCore, peer: str, h: int) -> None:
 def learn(core: PbftCore, cert: Certificate, sender: str) -> None:
     """A verified certificate at or above our height: the chain is ahead of us."""
     h = cert.height
-    if h < core.height or h > core.height + core.params.max_ahead:
+    if h < core.height:
+        return
+    if h > core.height + core.params.max_ahead:
+        # Far ahead: nothing to keep yet, but fetch towards it (from the ledgers of peers).
+        core.sync_target = max(core.sync_target, h + 1)
+        request(core, sender)
         return
     core.known.setdefault(h, cert)
     core.sync_target = max(core.sync_target, h + 1)
@@ -101,7 +118,7 @@ def on_checkpoint(core: PbftCore, sender: str, m: Checkpoint) -> None:
 def on_block_request(core: PbftCore, sender: str, m: BlockRequest) -> None:
     """Serve committed blocks, or the validated content of a proposal at our height."""
     if not m.digest or m.height < core.height:
-        b = core.ring.get(m.height)
+        b = committed(core, m.height)
         if b is not None and m.digest in (b"", b.certificate.block_hash):
             push(core, sender, m.height)
         return

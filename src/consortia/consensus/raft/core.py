@@ -43,13 +43,16 @@ from consortia.consensus.core import (
 from consortia.consensus.raft.messages import (
     AppendEntries,
     AppendReply,
+    BlockBatch,
     BlockEntry,
+    BlockRequest,
     BlockVote,
     Message,
     Noop,
     PreVote,
     PreVoteReply,
     RequestVote,
+    Snapshot,
     VoteReply,
 )
 from consortia.consensus.raft.state import DurableState, RaftLog, decode_state, encode_state
@@ -82,6 +85,15 @@ class RaftTimings:
     """Certificates per AppendEntries."""
     compact_every: int = 16
     """Drop the applied-everywhere prefix of the log once it is this many entries long."""
+    retain_blocks: int = 256
+    """Blocks the log keeps behind the leader's applied height for a validator that lags
+    or is down; one further behind fetches committed blocks from a ledger instead."""
+    sync_blocks: int = 32
+    """Committed blocks per ``BlockBatch``."""
+    sync_bytes: int = 4 * 1024 * 1024
+    """Bytes per ``BlockBatch`` (at least one block is sent, whatever its size)."""
+    fetch_ms: int = 250
+    """Ask another peer when a block request has not been answered this long."""
 
 
 class RaftCore:
@@ -126,6 +138,14 @@ class RaftCore:
         self._proposed: dict[bytes, PreparedBlock] = {}
         """Blocks this node built as leader, by hash, so it commits its own work."""
         self._batch_wanted = False
+        # catching up from ledgers (``_behind``)
+        self._sync_to = self._log.base_height
+        """Highest height known committed whose certificate will not come through the log
+        (below the leader's compaction point, or applied by a peer when this node leads)."""
+        self._fetched: dict[int, Block] = {}
+        self._fetch_due: int | None = None
+        self._fetch_attempts = 0
+        self._served: dict[str, tuple[int, int]] = {}
         # leader state
         self._next: dict[str, int] = {}
         self._sent: dict[str, int] = {}
@@ -147,8 +167,8 @@ class RaftCore:
     def _index_of_applied(self) -> int:
         """The log index of the last block the ledger holds (they must agree)."""
         log, h = self._log, self._applied_height
-        if h == log.base_height:
-            return log.base_index
+        if h <= log.base_height:
+            return log.base_index  # (below it: catching up, the entries up to base committed)
         index = log.index_of_height(h)
         if index is None:
             raise SafetyViolation(f"{self.node_id}: the ledger is at height {h} but the raft "
@@ -176,11 +196,16 @@ class RaftCore:
             self._reset_election_timer()
         self._maybe_propose()
         self._apply_next()
+        self._maybe_fetch()
         return self._flush()
 
     def status(self) -> dict[str, Any]:
-        return {"protocol": "raft", "role": self._role.value, "term": self._term,
-                "leader": self._leader, "committed_height": self._applied_height}
+        out: dict[str, Any] = {"protocol": "raft", "role": self._role.value,
+                               "term": self._term, "leader": self._leader,
+                               "committed_height": self._applied_height}
+        if self._behind():
+            out["catching_up_to"] = self._fetch_target()
+        return out
 
     # -- time -------------------------------------------------------------------------------
 
@@ -281,8 +306,7 @@ class RaftCore:
         self._next = dict.fromkeys(self._peers, last + 1)
         self._sent = dict.fromkeys(self._peers, 0)
         self._match = dict.fromkeys(self._peers, 0)
-        # Compaction only drops what every validator applied, so everyone is at least here.
-        self._peer_applied = dict.fromkeys(self._peers, self._log.base_height)
+        self._peer_applied = dict.fromkeys(self._peers, 0)  # until each one replies
         self._votes = {}
         self._active = set()
         self._heartbeat_due = self._now + self._t.heartbeat_ms
@@ -322,6 +346,12 @@ class RaftCore:
                 self._granted.add(sender)
                 if len(self._granted) >= self._quorum:
                     self._become_leader()
+        elif isinstance(m, Snapshot):
+            self._on_snapshot(sender, m)
+        elif isinstance(m, BlockRequest):
+            self._on_block_request(sender, m)
+        elif isinstance(m, BlockBatch):
+            self._on_block_batch(m)
 
     def _on_request_vote(self, sender: str, m: RequestVote) -> None:
         if m.term < self._term or (m.term > self._term and self._in_lease()):
@@ -373,6 +403,7 @@ class RaftCore:
         for cert in m.certificates:
             self._accept_certificate(cert)
         self._compact(m.compact_height)
+        self._sync_to = max(self._sync_to, m.compact_height)
         self._reply(sender, True, match, self._votes_for(m.term, match, m.certified_height))
 
     def _reply(self, leader: str, success: bool, match: int,
@@ -408,14 +439,7 @@ class RaftCore:
         if h <= self._applied_height or h in self._certs \
                 or h > self._applied_height + 16 * self._t.max_certificates:
             return
-        msg = vote_message(self.support.chain_id, h, cert.round, cert.block_hash)
-        seen: set[str] = set()
-        for v in cert.votes:
-            if v.validator_id in seen or v.validator_id not in self._validators \
-                    or not self.support.verify(v.validator_id, msg, v.signature):
-                return
-            seen.add(v.validator_id)
-        if len(seen) >= self._quorum:
+        if self._certificate_valid(cert):
             self._add_certificate(cert)
 
     # -- leader -----------------------------------------------------------------------------
@@ -428,10 +452,12 @@ class RaftCore:
             return
         self._active.add(sender)
         self._peer_applied[sender] = max(self._peer_applied[sender], m.applied_height)
+        self._sync_to = max(self._sync_to, m.applied_height)
         log = self._log
         if not m.success:
+            # (Below the log's base, the next message to the peer is a ``Snapshot``.)
             retry = min(m.match_index, log.last_index) + 1
-            self._next[sender] = max(retry, self._match[sender] + 1, log.base_index + 1)
+            self._next[sender] = max(retry, self._match[sender] + 1)
             self._append_to.add(sender)
             return
         self._match[sender] = max(self._match[sender], min(m.match_index, log.last_index))
@@ -508,21 +534,35 @@ class RaftCore:
         return h
 
     def _compact_height(self) -> int:
-        return min([self._applied_height, *self._peer_applied.values()])
+        """What every validator applied, or ``retain_blocks`` behind this leader: a peer
+        further behind catches up from ledgers rather than hold every log long."""
+        applied = self._applied_height
+        return max(min([applied, *self._peer_applied.values()]),
+                   applied - self._t.retain_blocks)
+
+    def _message_for(self, peer: str) -> AppendEntries | Snapshot:
+        if self._next[peer] - 1 < self._log.base_index:
+            log = self._log
+            return Snapshot(self._term, log.base_index, log.base_term, log.base_height)
+        return self._append_entries(peer)
 
     def _append_entries(self, peer: str) -> AppendEntries:
         log = self._log
-        prev = max(self._next[peer] - 1, log.base_index)
+        prev = self._next[peer] - 1
         prev_term = log.term_at(prev)
         assert prev_term is not None
         applied = max(self._peer_applied[peer], log.base_height)
         certified = self._certified_height()
-        certs = tuple(self._certs[h] for h in range(
-            applied + 1, min(certified, applied + self._t.max_certificates) + 1))
+        certs: list[Certificate] = []
+        for h in range(applied + 1, min(certified, applied + self._t.max_certificates) + 1):
+            cert = self._certs.get(h)
+            if cert is None:
+                break  # (applied before this node held it; the peer fetches it from a ledger)
+            certs.append(cert)
         entries = log.slice(prev + 1, self._t.max_entries)
         self._sent[peer] = prev + len(entries)
         return AppendEntries(self._term, prev, prev_term, entries, self._commit_index, certified,
-                             self._compact_height(), certs)
+                             self._compact_height(), tuple(certs))
 
     # -- commit and compaction --------------------------------------------------------------
 
@@ -545,6 +585,8 @@ class RaftCore:
             return
         ready = self._ready_block()
         if ready is None:
+            if self._behind():
+                self._apply_fetched()
             return
         entry, cert = ready
         if entry.block_hash != cert.block_hash:
@@ -560,6 +602,7 @@ class RaftCore:
                                           prepared.envelopes), prepared))
         self._applied_height = cert.height
         self._votes.pop(cert.height, None)
+        self._fetched.pop(cert.height, None)
         self._proposed = {k: p for k, p in self._proposed.items()
                           if p.header.height > cert.height}
 
@@ -575,6 +618,150 @@ class RaftCore:
         self._cert_bytes = {h: c for h, c in self._cert_bytes.items() if h > height}
         self._signed = {k: s for k, s in self._signed.items() if k[0] > height}
         self._dirty = True
+
+    # -- catching up from ledgers ------------------------------------------------------------
+
+    def _fetch_target(self) -> int:
+        """How far to fetch from ledgers: up to the log's base (the blocks below it are
+        committed and only ledgers hold them), or to a height known committed elsewhere
+        whose certificate will not come otherwise — but never past the log's last block,
+        so the ledger is never ahead of the log above its base."""
+        log = self._log
+        return max(log.base_height, min(self._sync_to, log.last_block_height))
+
+    def _behind(self) -> bool:
+        return self._applied_height < self._fetch_target()
+
+    def _on_snapshot(self, sender: str, m: Snapshot) -> None:
+        """The leader's log starts at ``m.base_index``: restart ours there (keeping what
+        follows if our log holds that entry too), then fetch the blocks we lack."""
+        if m.term < self._term:
+            self._send(sender, AppendReply(self._term, False, 0, self._applied_height, ()))
+            return
+        if m.term > self._term or self._role is not Role.FOLLOWER or self._leader != sender:
+            self._become_follower(m.term, sender)
+        self._heard = True
+        log = self._log
+        if m.base_index > log.base_index:
+            term = log.term_at(m.base_index)
+            if term == m.base_term:
+                log.compact_through(m.base_index)
+            else:
+                if term is not None and m.base_index <= self._commit_index:
+                    raise SafetyViolation(f"{self.node_id}: leader {sender} of term {m.term} "
+                                          f"contradicts committed index {m.base_index}")
+                log.reset(m.base_index, m.base_term, m.base_height)
+            self._certs = {h: c for h, c in self._certs.items() if h > log.base_height}
+            self._cert_bytes = {h: c for h, c in self._cert_bytes.items()
+                                if h > log.base_height}
+            self._dirty = True
+        self._commit_index = max(self._commit_index, log.base_index)
+        if self._behind() and self._fetch_due is None:
+            self._fetch_due = self._now
+        self._reply(sender, True, log.base_index)
+
+    def _maybe_fetch(self) -> None:
+        """While behind, ask for the next blocks: the leader first, then other peers in
+        turn when one does not answer (or answered with blocks that did not verify)."""
+        if not self._behind() or self._applied_height + 1 in self._fetched \
+                or self._ready_block() is not None:
+            return
+        if self._fetch_due is None:
+            self._fetch_due = self._now  # (after a restart in the middle of catching up)
+        if self._now < self._fetch_due:
+            return
+        if self._role is Role.LEADER:
+            targets = sorted(self._peers, key=lambda p: -self._peer_applied.get(p, 0))
+        else:
+            targets = [p for p in self._peers if p != self._leader]
+            if self._leader is not None:
+                targets.insert(0, self._leader)
+        if not targets:
+            return
+        peer = targets[self._fetch_attempts % len(targets)]
+        self._fetch_attempts += 1
+        self._fetch_due = self._now + self._t.fetch_ms
+        self._send(peer, BlockRequest(self._term, self._applied_height + 1))
+
+    def _on_block_request(self, sender: str, m: BlockRequest) -> None:
+        """Serve committed blocks from the ledger (at most one batch per peer and
+        ``fetch_ms`` for the same height: a retry comes only after that)."""
+        if m.from_height > self._step_applied:
+            return
+        last = self._served.get(sender)
+        if last is not None and last[0] == m.from_height \
+                and self._now - last[1] < self._t.fetch_ms // 2:
+            return
+        self._served[sender] = (m.from_height, self._now)
+        out: list[bytes] = []
+        size = 0
+        top = min(self._step_applied, m.from_height + self._t.sync_blocks - 1)
+        for h in range(m.from_height, top + 1):
+            block = self.support.block(h)
+            if block is None:
+                break
+            raw = block.encode()
+            if out and size + len(raw) > self._t.sync_bytes:
+                break
+            out.append(raw)
+            size += len(raw)
+        if out:
+            self._send(sender, BlockBatch(self._term, tuple(out)))
+
+    def _on_block_batch(self, m: BlockBatch) -> None:
+        """Keep the blocks we lack; each is verified when its turn to commit comes, with
+        the validators of the configuration then in force."""
+        if not self._behind():
+            return
+        lo, hi = self._applied_height, self._fetch_target()
+        for raw in m.blocks:
+            try:
+                block = Block.decode(raw)
+            except ConsortiaError:
+                break
+            h = block.header.height
+            if lo < h <= hi and h <= lo + 2 * self._t.sync_blocks:
+                self._fetched.setdefault(h, block)
+
+    def _certificate_valid(self, cert: Certificate) -> bool:
+        """A majority of distinct validators of the configuration in force signed it."""
+        msg = vote_message(self.support.chain_id, cert.height, cert.round, cert.block_hash)
+        seen: set[str] = set()
+        for v in cert.votes:
+            if v.validator_id in seen or v.validator_id not in self._validators \
+                    or not self.support.verify(v.validator_id, msg, v.signature):
+                return False
+            seen.add(v.validator_id)
+        return len(seen) >= self._quorum
+
+    def _apply_fetched(self) -> None:
+        """Commit the next fetched block if its certificate verifies and it re-executes to
+        the certified hash; otherwise drop what that peer sent and ask another."""
+        h = self._applied_height + 1
+        block = self._fetched.get(h)
+        if block is None or self.support.next_height() != h:
+            return
+        del self._fetched[h]
+        cert = block.certificate
+        prepared: PreparedBlock | None = None
+        if cert.height == h and self._certificate_valid(cert):
+            try:
+                prepared = self.support.validate(block.header_bytes, block.envelopes)
+            except ConsortiaError:
+                prepared = None
+        if prepared is None or prepared.hash != cert.block_hash:
+            self._fetched.clear()
+            self._fetch_due = self._now
+            return
+        self._commits.append(Commit(Block(prepared.header, prepared.header_bytes, cert,
+                                          prepared.envelopes), prepared))
+        self._applied_height = h
+        self._fetch_attempts = 0
+        if self._log.index_of_height(h) is not None:
+            self._add_certificate(cert)  # (a peer that lags may need it from this log)
+        self._fetched = {x: b for x, b in self._fetched.items() if x > h}
+        if self._behind() and h + 1 not in self._fetched:
+            self._fetch_due = self._now
 
     # -- output -----------------------------------------------------------------------------
 
@@ -597,7 +784,7 @@ class RaftCore:
         if self._role is Role.LEADER and not (wake <= self._now and self._batch_wanted):
             # (When about to propose, the news rides with the next block instead.)
             for p in self._peers if self._append_all else sorted(self._append_to):
-                actions.append(Send(p, self._append_entries(p)))
+                actions.append(Send(p, self._message_for(p)))
             self._append_all = False
             self._append_to = set()
         actions.extend(self._out)
@@ -611,9 +798,14 @@ class RaftCore:
         if (self._certs.get(self._applied_height + 1) is not None
                 and self._ready_block() is not None) or (
                 leader and self._batch_wanted
-                and self._log.last_block_height == self._applied_height):
+                and self._log.last_block_height == self._applied_height) or (
+                self._behind() and self._applied_height + 1 in self._fetched):
             return self._now
         if leader:
-            return min(self._heartbeat_due, self._quorum_due)
-        assert self._election_due is not None
-        return self._election_due
+            wake = min(self._heartbeat_due, self._quorum_due)
+        else:
+            assert self._election_due is not None
+            wake = self._election_due
+        if self._behind() and self._fetch_due is not None:
+            wake = min(wake, max(self._fetch_due, self._now))
+        return wake

@@ -15,6 +15,9 @@ Wire layout: every message is an array whose first item is its tag::
     AppendEntries = [5, term, prev_index, prev_term, [Entry...], leader_commit,
                      certified_height, compact_height, [certificate bytes...]]
     AppendReply   = [6, term, success, match_index, applied_height, [BlockVote...]]
+    Snapshot      = [7, term, base_index, base_term, base_height]
+    BlockRequest  = [8, term, from_height]
+    BlockBatch    = [9, term, [block bytes...]]
     Entry         = [0, term] (Noop) | [1, term, height, block_hash, header, [envelope...]]
     BlockVote     = [height, block_hash, signature]
 """
@@ -33,6 +36,8 @@ MAX_ENTRIES = 1024
 """Entries one AppendEntries may carry (the leader sends far fewer)."""
 MAX_CERTIFICATES = 1024
 MAX_BLOCK_VOTES = 1024
+MAX_BATCH_BLOCKS = 256
+"""Blocks one ``BlockBatch`` may carry (the sender caps it by bytes well below)."""
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 """Decoder cap for one message; the transport's frame limit is the real bound."""
 
@@ -141,7 +146,39 @@ class AppendReply:
     votes: tuple[BlockVote, ...]
 
 
-Message = PreVote | PreVoteReply | RequestVote | VoteReply | AppendEntries | AppendReply
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The leader of ``term`` no longer holds the entries the receiver needs: its log
+    starts after ``base_index`` (of ``base_term``), which closes height ``base_height``.
+    The committed chain up to that height is the snapshot; the receiver fetches the
+    blocks it lacks with ``BlockRequest`` and restarts its log at the base."""
+
+    term: int
+    base_index: int
+    base_term: int
+    base_height: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRequest:
+    """Asks a peer for committed blocks from ``from_height`` on, out of its ledger."""
+
+    term: int
+    from_height: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlockBatch:
+    """Committed blocks (``Block.encode``: header, certificate, envelopes), consecutive
+    and lowest first. The receiver trusts none of it: each block must carry a valid
+    certificate of the configuration in force and re-execute to the certified hash."""
+
+    term: int
+    blocks: tuple[bytes, ...]
+
+
+Message = (PreVote | PreVoteReply | RequestVote | VoteReply | AppendEntries | AppendReply
+           | Snapshot | BlockRequest | BlockBatch)
 
 
 # -- encoding -------------------------------------------------------------------------------
@@ -194,13 +231,19 @@ def encode_message(m: Message) -> bytes:
         fields = [5, m.term, m.prev_index, m.prev_term, [entry_fields(e) for e in m.entries],
                   m.leader_commit, m.certified_height, m.compact_height,
                   [c.encode() for c in m.certificates]]
-    else:
+    elif isinstance(m, AppendReply):
         fields = [6, m.term, m.success, m.match_index, m.applied_height,
                   [[v.height, v.block_hash, v.signature] for v in m.votes]]
+    elif isinstance(m, Snapshot):
+        fields = [7, m.term, m.base_index, m.base_term, m.base_height]
+    elif isinstance(m, BlockRequest):
+        fields = [8, m.term, m.from_height]
+    else:
+        fields = [9, m.term, list(m.blocks)]
     return encode(fields)
 
 
-_LENGTHS = {1: 4, 2: 3, 3: 4, 4: 3, 5: 9, 6: 6}
+_LENGTHS = {1: 4, 2: 3, 3: 4, 4: 3, 5: 9, 6: 6, 7: 5, 8: 3, 9: 3}
 
 
 def decode_message(data: bytes) -> Message:
@@ -231,6 +274,17 @@ def decode_message(data: bytes) -> Message:
             certs.append(Certificate.decode(c))
         return AppendEntries(term, prev_index, prev_term, entries, leader_commit, certified,
                              compact, tuple(certs))
+    if tag == 7:
+        return Snapshot(term, r.int_("base_index"), r.int_("base_term"),
+                        r.int_("base_height"))
+    if tag == 8:
+        return BlockRequest(term, r.int_("from_height", lo=1))
+    if tag == 9:
+        blocks = r.list_("blocks", max_len=MAX_BATCH_BLOCKS)
+        for i, b in enumerate(blocks):
+            if not isinstance(b, bytes) or not b:
+                raise Malformed(f"raft message.blocks[{i}]: expected a non-empty byte string")
+        return BlockBatch(term, tuple(blocks))
     success = r.bool_("success")
     match_index, applied = r.int_("match_index"), r.int_("applied_height")
     votes = []

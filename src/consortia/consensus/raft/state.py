@@ -1,10 +1,12 @@
 """What a raft replica remembers: its log, and the durable state it survives a crash with.
 
-The log is compacted, not snapshotted: the committed chain in the ledger *is* the
-state machine's snapshot. A replica drops the prefix of its log once every
-validator has applied it (the leader says how far in ``compact_height``), so no
-leader ever has to send a peer an entry it no longer holds, and the durable state
-stays a few entries long while the network is healthy.
+The committed chain in the ledger *is* the state machine's snapshot. A replica
+drops the prefix of its log once every validator has applied it, or once it is
+more than ``retain_blocks`` blocks behind the leader (the leader says how far in
+``compact_height``), so the durable state stays short even while a validator is
+down. A replica that needs entries the leader dropped gets a ``Snapshot`` (where
+the leader's log starts) and fetches the committed blocks up to there from its
+peers' ledgers; while ``applied height < base_height`` it is catching up.
 
 Durable state (``Persist`` bytes, canonical msgpack)::
 
@@ -127,6 +129,15 @@ class RaftLog:
         del self.entries[index - self.base_index - 1:]
         del self._fields[index - self.base_index - 1:]
         self._last_block_height = max(self._by_height, default=self.base_height)
+
+    def reset(self, base_index: int, base_term: int, base_height: int) -> None:
+        """Start over as an empty log after ``base_index``: the leader's log starts there
+        and this one holds nothing it can use (a ``Snapshot``)."""
+        self.base_index, self.base_term, self.base_height = base_index, base_term, base_height
+        self.entries.clear()
+        self._fields.clear()
+        self._by_height.clear()
+        self._last_block_height = base_height
 
     def compact_through(self, index: int) -> None:
         """Forget the entries up to and including ``index`` (all applied everywhere)."""
