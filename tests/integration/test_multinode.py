@@ -24,6 +24,7 @@ import pytest
 from consortia.sdk import (
     LocalNetwork,
     NodeClient,
+    NodeError,
     init_network,
     load_genesis,
     notary,
@@ -165,3 +166,55 @@ def test_validators_agree_survive_a_crash_and_catch_up(cluster: Cluster) -> None
             proof = verify_proof(client.proof(r["tx_id"]), genesis)
             assert proof.height == r["height"]
             assert len(proof.validators) >= len(ids) // 2 + 1
+
+
+def _submit_config(c: Cluster, via: str, tx: object) -> dict:
+    with NodeClient(c.url(via), timeout=30) as client:
+        r = client.submit(tx, wait=True, timeout=20)  # type: ignore[arg-type]
+    assert r["status"] == "committed", f"configuration change via {via}: {r}\n{c.logs()}"
+    return r
+
+
+def test_a_validator_joins_and_another_leaves_by_configuration(cluster: Cluster) -> None:
+    """A new validator of org2 is added by a configuration transaction approved by a
+    majority of the organizations' admins; started afterwards, it catches up from its
+    peers, joins consensus and takes transactions. Then validator0 is removed the same
+    way and the others keep committing without it. Proofs of transactions committed
+    after both changes verify offline against the genesis file alone."""
+    ids = cluster.ids()
+    _commit_via(cluster, ids[0], "before")
+    seq = cluster.info(ids[0])["config"]["sequence"]
+    api = free_port_block(2)
+    p2p = api + 1
+    new_id = f"validator{len(ids)}"
+    tx = cluster.net.add_validator(new_id, "org2", sequence=seq, api_port=api, p2p_port=p2p)
+    added = _submit_config(cluster, ids[0], tx)
+    cluster.start(new_id)
+    members = [*ids, new_id]
+    _same_chain(cluster, members)
+    info = cluster.info(new_id)
+    assert new_id in [v["id"] for v in info["validators"]]
+    receipts = [_commit_via(cluster, new_id, "via-new")]
+    receipts += [_commit_via(cluster, ids[1], "after-add")]
+    _same_chain(cluster, members)
+
+    tx = cluster.net.remove_validator(ids[0], sequence=seq + 1)
+    _submit_config(cluster, ids[1], tx)
+    rest = members[1:]
+    for i in range(3):
+        receipts.append(_commit_via(cluster, rest[i % len(rest)], "after-remove"))
+    _same_chain(cluster, rest)
+    assert ids[0] not in [v["id"] for v in cluster.info(ids[1])["validators"]]
+
+    # A stale approval (made against the sequence before the removal) is refused.
+    with NodeClient(cluster.url(ids[1])) as client:
+        stale = cluster.net.remove_validator(ids[1], sequence=seq + 1)
+        with pytest.raises(NodeError) as err:
+            client.submit(stale)
+        assert "stale_config" in str(err.value) or "approved against" in str(err.value)
+
+    genesis = load_genesis(cluster.net.genesis_path)
+    with NodeClient(cluster.url(new_id)) as client:
+        for r in receipts:
+            proof = verify_proof(client.proof(r["tx_id"]), genesis)
+            assert proof.height == r["height"] > added["height"]

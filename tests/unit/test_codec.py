@@ -384,12 +384,14 @@ def test_block_rejects_non_bytes_transactions_and_bad_parts() -> None:
 
 def test_config_rejections() -> None:
     limits = BlockLimits()
-    base = [1, "dev", "ant", "p256-sha256", "solo", [["o", b"c", b""]], [["v", "o", b"c"]],
+    base = [2, "dev", "ant", "p256-sha256", "solo", [["o", b"c", b""]],
+            [["v", "o", b"c", "127.0.0.1:7150"]],
             [["client"], "admin"], [limits.max_block_txs, limits.max_block_bytes,
                                     limits.batch_timeout_ms, limits.tx_window_ms,
                                     limits.max_tx_bytes], 0]
     assert ChainConfig.decode(encode(base)).chain_id == "dev"
-    for i, bad in [(0, 2), (2, "bitcoin"), (4, "pow"), (7, [["root"], "admin"]),
+    for i, bad in [(0, 1), (0, 3), (2, "bitcoin"), (6, [["v", "o", b"c"]]), (4, "pow"),
+                   (7, [["root"], "admin"]),
                    (7, [["client"], "god"]), (8, [0, 1, 1, 1, 1]), (9, -1), (5, [["o", b""]])]:
         f = list(base)
         f[i] = bad
@@ -448,7 +450,7 @@ def test_payload_over_its_limit_is_too_large_before_parsing() -> None:
 
 
 def test_unknown_transaction_types_are_rejected() -> None:
-    for t in (2, 9, 15, 20, 99, 255):
+    for t in (3, 9, 15, 20, 99, 255):
         with pytest.raises(Malformed, match="unknown transaction type"):
             Payload.decode(_payload_bytes(tx_type=msgpack.packb(t)))
     with pytest.raises(Malformed):

@@ -56,12 +56,14 @@ Msg = tuple[str, str, Any]
 
 
 class Net:
-    def __init__(self, n: int, *, timings: RaftTimings | None = None, seed: int = 1) -> None:
+    def __init__(self, n: int, *, timings: RaftTimings | None = None, seed: int = 1,
+                 validators: int | None = None) -> None:
         self.ids = tuple(f"v{i}" for i in range(n))
         self.keys = {v: bytes([i + 1]) * 32 for i, v in enumerate(self.ids)}
         self.timings = timings
         self.seed = seed
-        self.supports = {v: SimSupport(v, self.ids, self.keys) for v in self.ids}
+        initial = self.ids[:validators or n]  # the others join by configuration
+        self.supports = {v: SimSupport(v, initial, self.keys) for v in self.ids}
         self.cores: dict[str, RaftCore] = {}
         self.durable: dict[str, bytes | None] = dict.fromkeys(self.ids)
         for v in self.ids:
@@ -641,3 +643,54 @@ def test_a_peer_serving_bad_blocks_is_passed_over(kind: str) -> None:
     for b in net.commits[lagger]:
         _verify(net, b)
 
+
+
+# -- validator set changes -------------------------------------------------------------------
+
+def _reconfigure(net: Net, tx: bytes, members: list[str]) -> None:
+    for v in net.ids:
+        net.supports[v].submit(tx)
+    net.batch()
+    assert net.run(3_000, lambda: all(net.supports[v].validators() == tuple(members)
+                                      for v in members))
+
+
+def test_a_validator_joins_by_configuration_and_the_leader_leaves_by_it() -> None:
+    """v3 starts outside the set (it never campaigns), joins through a configuration block,
+    catches up and then counts in quorums; the leader is removed by another one, steps
+    down, and the other three elect a leader and keep committing without it."""
+    net = Net(4, validators=3, timings=RaftTimings(retain_blocks=4, compact_every=2))
+    net.start()
+    leader = net.elect(among={"v0", "v1", "v2"})
+    for _ in range(6):
+        net.submit(("v0", "v1", "v2"))
+        net.batch()
+        net.run(300)
+    assert net.height("v3") == 0 and net.status("v3")["role"] == "follower"
+    _reconfigure(net, b"cfg:add:v3", ["v0", "v1", "v2", "v3"])
+    assert net.run(3_000, lambda: net.height("v3") == net.height(leader))
+    for _ in range(3):
+        net.submit()
+        net.batch()
+        net.run(300)
+    top = net.height(leader)
+    assert {net.height(v) for v in net.ids} == {top}
+    last = net.commits["v3"][-1]
+    assert len(last.certificate.votes) >= 3  # a majority of four
+
+    rest = [v for v in net.ids if v != leader]
+    _reconfigure(net, f"cfg:remove:{leader}".encode(), rest)
+    assert net.status(leader)["role"] != "leader"
+    new = net.elect(among=set(rest))
+    assert new != leader
+    before = net.height(new)
+    for _ in range(3):
+        net.submit(tuple(rest))
+        net.batch()
+        net.run(300)
+    assert all(net.height(v) >= before + 3 for v in rest)
+    for v in rest:
+        for b in net.commits[v][-3:]:
+            assert leader not in {x.validator_id for x in b.certificate.votes}
+            assert len(b.certificate.votes) >= 2
+    assert len({net.supports[v].chain[-1].hash for v in rest}) == 1

@@ -7,9 +7,9 @@ verifier rebuilds exactly the configuration the validators used.
 from __future__ import annotations
 
 from consortia.identity.membership import Membership, load_crl
-from consortia.types.config import ChainConfig, OrgConfig
+from consortia.types.config import ChainConfig, ConsensusKind, OrgConfig, Role, ValidatorConfig
 from consortia.types.errors import ConfigError, Unauthorized
-from consortia.types.tx import ConfigBody, CrlUpdate, Payload
+from consortia.types.tx import ConfigBody, CrlUpdate, Payload, ValidatorUpdate
 
 
 def apply(config: ChainConfig, membership: Membership, signer_cert: bytes,
@@ -31,7 +31,64 @@ def apply(config: ChainConfig, membership: Membership, signer_cert: bytes,
         org = config.org(body.org_id)
         assert org is not None  # org_certificate above proved it exists
         return config.with_org(OrgConfig(org.id, org.ca_cert, body.crl_der))
+    if isinstance(body, ValidatorUpdate):
+        return _validator_update(config, membership, signer_cert, payload, body)
     if isinstance(body, ConfigBody):
         raise ConfigError("full configuration replacement is only valid at genesis",
                           code="config_not_allowed")
     raise ConfigError("not a configuration transaction")
+
+
+def approving_orgs(config: ChainConfig, membership: Membership, signer_cert: bytes,
+                   payload: Payload, body: ValidatorUpdate) -> set[str]:
+    """The organizations whose admins approved ``body``: the signer's, and one per valid
+    approval (an admin of the configuration's role, unrevoked and valid at the payload's
+    time, signature over ``body.approval_message``). An invalid approval is refused, not
+    skipped: whoever assembled the transaction should learn which one is wrong."""
+    roles = (config.policies.config_role,)
+    at = payload.timestamp_ms
+    orgs = {membership.validate(signer_cert, roles, at).org_id}
+    message = body.approval_message(config.chain_id)
+    for i, a in enumerate(body.approvals):
+        member = membership.validate(a.cert, roles, at)
+        if not membership.suite.verify(member.public_key, message, a.signature):
+            raise Unauthorized(f"approval {i} (an admin of {member.org_id}) has a bad "
+                               "signature", code="bad_signature")
+        orgs.add(member.org_id)
+    return orgs
+
+
+def _validator_update(config: ChainConfig, membership: Membership, signer_cert: bytes,
+                      payload: Payload, body: ValidatorUpdate) -> ChainConfig:
+    if config.consensus is ConsensusKind.SOLO:
+        raise ConfigError("a solo chain has exactly one validator; its set cannot change",
+                          code="config_not_allowed")
+    if body.sequence != config.sequence:
+        raise ConfigError(f"the change was approved against configuration {body.sequence}, "
+                          f"the one in force is {config.sequence}", code="stale_config")
+    orgs = approving_orgs(config, membership, signer_cert, payload, body)
+    need = len(config.organizations) // 2 + 1
+    if len(orgs) < need:
+        raise Unauthorized(f"changing the validators needs the admins of {need} of "
+                           f"{len(config.organizations)} organizations; "
+                           f"{len(orgs)} approved ({', '.join(sorted(orgs))})",
+                           code="not_enough_approvals")
+    current = config.validator(body.validator_id)
+    if body.op == "remove":
+        if current is None:
+            raise ConfigError(f"{body.validator_id} is not a validator", code="unknown_validator")
+        if len(config.validators) == 1:
+            raise ConfigError("the last validator cannot be removed", code="config_not_allowed")
+        return config.with_validators(tuple(v for v in config.validators
+                                            if v.id != body.validator_id))
+    if current is not None:
+        raise ConfigError(f"{body.validator_id} is a validator already",
+                          code="duplicate_validator")
+    member = membership.validate(body.cert, (Role.VALIDATOR,), payload.timestamp_ms)
+    if member.org_id != body.org_id:
+        raise ConfigError(f"the certificate of {body.validator_id} belongs to "
+                          f"{member.org_id}, not {body.org_id}", code="wrong_org")
+    new = ValidatorConfig(body.validator_id, body.org_id, body.cert, body.endpoint)
+    updated = config.with_validators((*config.validators, new))
+    updated.validate()
+    return updated

@@ -120,9 +120,15 @@ class Chain:
         return ex.new_config
 
 
-def check_validator_identity(config: ChainConfig, validator_id: str, cert_der: bytes) -> None:
+def check_validator_identity(config: ChainConfig, validator_id: str, cert_der: bytes,
+                             *, joining: bool = False) -> None:
+    """The node's identity must be its validator's in ``config``; with ``joining`` (a
+    multi-validator chain) a node not in ``config`` may start and follow the chain until a
+    configuration block adds it."""
     v = config.validator(validator_id)
     if v is None:
+        if joining:
+            return
         raise ConfigError(f"{validator_id} is not a validator of this chain")
     if v.cert != cert_der:
         raise ConfigError(f"the keystore certificate is not {validator_id}'s certificate in the "

@@ -30,6 +30,10 @@ class ReplicaNodeSupport(NodeSupport):
         super().__init__(chain, pool)
         self.admission = admission
         self._proposed: dict[int, tuple[bytes, list[Tx]]] = {}
+        self._config = chain.config
+        self._retired: dict[str, bytes] = {}
+        """Certificates of validators a configuration block removed: their votes still
+        count in the certificate of that block (checked under the set before it)."""
 
     def validators(self) -> tuple[str, ...]:
         return tuple(v.id for v in self.chain.config.validators)
@@ -43,10 +47,19 @@ class ReplicaNodeSupport(NodeSupport):
         return load_block(self.chain.store, height)[0]
 
     def verify(self, validator_id: str, message: bytes, signature: bytes) -> bool:
-        v = self.chain.config.validator(validator_id)
-        if v is None:
+        """(Whether ``validator_id`` may sign in a given role is the caller's check: it
+        holds the validator set the message is judged under.)"""
+        config = self.chain.config
+        if config is not self._config:
+            for old in self._config.validators:
+                if config.validator(old.id) is None:
+                    self._retired[old.id] = old.cert
+            self._config = config
+        v = config.validator(validator_id)
+        cert = v.cert if v is not None else self._retired.get(validator_id)
+        if cert is None:
             return False
-        return self.chain.suite.verify(validator_key(self.chain.suite, v.cert), message,
+        return self.chain.suite.verify(validator_key(self.chain.suite, cert), message,
                                        signature)
 
     def propose(self, now_ms: int, proposer: str) -> PreparedBlock | None:

@@ -87,14 +87,15 @@ class Replication:
                            if retain is None else
                            self.protocol.make_core(self.node_id, support, rng, durable,
                                                    retain_blocks=retain))
-        missing = {v.id for v in config.validators} - {self.node_id} - set(settings.p2p.peers)
-        if missing:
-            raise ConfigError(f"[p2p] peers lacks the address of {', '.join(sorted(missing))}")
         ident = settings.identity
         self.credentials = NodeCredentials.from_keystore(
             settings.resolve(ident.keystore), ident.name, settings.passphrase())
-        self._addresses = {k: _address(v) for k, v in settings.p2p.peers.items()}
-        self._addresses[self.node_id] = (settings.p2p.host, settings.p2p.port)
+        self._p2p = settings.p2p
+        self._addresses = self._address_book(config)
+        missing = {v.id for v in config.validators} - set(self._addresses)
+        if missing:
+            raise ConfigError(f"no address for {', '.join(sorted(missing))}: neither the chain "
+                              "configuration nor [p2p] peers names one")
         self._config = config
         self._counters = Counters(counters_registry)
         self.transport: Transport | None = None
@@ -125,11 +126,25 @@ class Replication:
         if self.transport is not None:
             await self.transport.stop()
 
+    def _address_book(self, config: ChainConfig) -> dict[str, tuple[str, int]]:
+        """Where each validator listens: its endpoint in the configuration, unless this
+        node's ``[p2p] peers`` says otherwise; this node's own listening address."""
+        book = {v.id: _address(v.endpoint) for v in config.validators if v.endpoint}
+        book.update({k: _address(v) for k, v in self._p2p.peers.items()})
+        book[self.node_id] = (self._p2p.host, self._p2p.port)
+        return book
+
     def reconfigure(self, config: ChainConfig) -> None:
-        """Event-loop thread: a configuration block changed who may connect."""
+        """Event-loop thread: a configuration block changed who may connect (and where the
+        validators it added listen)."""
         self._config = config
+        self._addresses = self._address_book(config)
+        missing = {v.id for v in config.validators} - set(self._addresses)
+        if missing:
+            log.warning("no address for validator(s) %s: they must dial this node",
+                        ", ".join(sorted(missing)))
         if self.transport is not None:
-            self.transport.reconfigure(config)
+            self.transport.reconfigure(config, addresses=self._addresses)
 
     # -- inbound (event loop) ----------------------------------------------------------------
 

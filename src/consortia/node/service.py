@@ -99,11 +99,15 @@ class Node:
         self.genesis = load_genesis(settings.resolve(settings.node.genesis))
         ident = FileKeystore(settings.resolve(settings.identity.keystore)).load(
             settings.identity.name, settings.passphrase())
-        check_validator_identity(self.genesis.config, self.node_id, ident.cert_der)
+        multi = self.genesis.config.consensus is not ConsensusKind.SOLO
+        check_validator_identity(self.genesis.config, self.node_id, ident.cert_der,
+                                 joining=multi)
         self.cert_der = ident.cert_der
         data_dir = settings.resolve(settings.node.data_dir)
         self.store = LedgerStore(data_dir / "ledger.sqlite3")
         self.chain = Chain(self.store, self.genesis, ident.key)
+        check_validator_identity(self.chain.config, self.node_id, ident.cert_der,
+                                 joining=multi)
         self.admission = Admission(self.chain.suite, self.chain.config, now_ms)
         self.pool = TxPool(settings.pool.max_txs, settings.pool.max_bytes)
         self.replication: Replication | None = None

@@ -18,6 +18,7 @@ from consortia.types.tx import (
     LinkRecord,
     Payload,
     PrivacyRecord,
+    ValidatorUpdate,
 )
 
 
@@ -69,6 +70,9 @@ def body_view(payload: Payload) -> dict[str, Any]:
                                    for w in env.recipients])
         case CrlUpdate(org_id, crl_der):
             out.update(org_id=org_id, crl_size=len(crl_der))
+        case ValidatorUpdate(op, vid, org_id, _, endpoint, sequence, approvals):
+            out.update(op=op, validator_id=vid, org_id=org_id, endpoint=endpoint or None,
+                       config_sequence=sequence, approvals=len(approvals))
     return out
 
 

@@ -32,7 +32,7 @@ from consortia.identity.ca import CertificateAuthority, cert_der
 from consortia.identity.keystore import FileKeystore
 from consortia.ledger.genesis import make_genesis
 from consortia.sdk.identity import Identity
-from consortia.sdk.tx import SignedTx, sign
+from consortia.sdk.tx import SignedTx, sign, validator_update
 from consortia.types.config import (
     MAX_VALIDATORS,
     BlockLimits,
@@ -44,7 +44,7 @@ from consortia.types.config import (
     ValidatorConfig,
 )
 from consortia.types.errors import ConfigError
-from consortia.types.tx import CrlUpdate
+from consortia.types.tx import CrlUpdate, ValidatorUpdate
 
 NETWORK_FILE = "network.json"
 DEFAULT_VALIDATORS = {ConsensusKind.SOLO: 1, ConsensusKind.RAFT: 3, ConsensusKind.PBFT: 4}
@@ -181,6 +181,54 @@ class LocalNetwork:
         admin = self.identity(f"{org_id}/admin")
         return sign(admin, self.chain_id, CrlUpdate(org_id, crl))
 
+    def _admins(self, first: str) -> list[Identity]:
+        """Admins of a majority of the organizations, ``first``'s own first."""
+        orgs = [first] + [o for o in self.doc["orgs"] if o != first]
+        return [self.identity(f"{o}/admin") for o in orgs[: len(orgs) // 2 + 1]]
+
+    def add_validator(self, node_id: str, org_id: str, *, sequence: int, api_port: int,
+                      p2p_port: int, host: str = "127.0.0.1") -> SignedTx:
+        """Prepare node ``node_id`` of ``org_id`` (validator identity from its CA, node
+        directory, entry in network.json) and return the configuration transaction that
+        makes it a validator, approved by the admins of a majority of organizations.
+        ``sequence`` is the configuration sequence in force (``chain info``). Start the
+        node once the transaction is submitted: it catches up and joins consensus when
+        its ledger reaches the configuration block."""
+        if any(n.id == node_id for n in self.nodes()):
+            raise ConfigError(f"node {node_id!r} already exists in this network")
+        ident = self.new_identity(org_id, node_id, Role.VALIDATOR)
+        peers = {n.id: n.p2p for n in self.nodes() if n.p2p is not None}
+        if not peers:
+            raise ConfigError("only raft and pbft networks take more validators")
+        node_dir = self.root / "nodes" / node_id
+        node_dir.mkdir(parents=True, exist_ok=True)
+        settings = {
+            "node": {"id": node_id, "data_dir": "data", "genesis": "../../genesis.json"},
+            "api": {"host": host, "port": api_port},
+            "identity": {"keystore": f"../../orgs/{org_id}/keystore", "name": node_id,
+                         "passphrase_file": f"../../orgs/{org_id}/passphrase"},
+            "p2p": {"host": host, "port": p2p_port, "peers": peers},
+        }
+        (node_dir / "node.toml").write_text(tomli_w.dumps(settings))
+        self.doc["nodes"].append({"id": node_id, "org": org_id,
+                                  "config": f"nodes/{node_id}/node.toml",
+                                  "api": f"http://{host}:{api_port}",
+                                  "p2p": f"{host}:{p2p_port}"})
+        self._save()
+        update = ValidatorUpdate("add", node_id, org_id, ident.cert_der, f"{host}:{p2p_port}",
+                                 sequence)
+        return validator_update(self._admins(org_id), self.chain_id, update)
+
+    def remove_validator(self, node_id: str, *, sequence: int) -> SignedTx:
+        """The configuration transaction that removes ``node_id`` from the validators,
+        approved by the admins of a majority of organizations (the node's own first)."""
+        node = self.node(node_id)
+        update = ValidatorUpdate("remove", node_id, node.org, b"", "", sequence)
+        return validator_update(self._admins(node.org), self.chain_id, update)
+
+    def _save(self) -> None:
+        (self.root / NETWORK_FILE).write_text(json.dumps(self.doc, indent=2) + "\n")
+
 
 @dataclass(frozen=True)
 class _Plan:
@@ -291,7 +339,9 @@ def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = 
         chain_id=chain_id, profile=Profile.ANT, suite="p256-sha256",
         consensus=kind,
         organizations=tuple(OrgConfig(o, cas[o].cert_der) for o in orgs),
-        validators=tuple(ValidatorConfig(p.id, p.org, validator_certs[p.id]) for p in plans),
+        validators=tuple(ValidatorConfig(p.id, p.org, validator_certs[p.id],
+                                         f"{host}:{p.p2p_port}" if p.p2p_port else "")
+                         for p in plans),
         limits=limits or BlockLimits())
     genesis = make_genesis(config, admin_key, admin_cert, time.time_ns() // 1_000_000)
     (root / "genesis.json").write_bytes(genesis.to_file_bytes())

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from consortia.ledger.hashing import tx_id
 from consortia.sdk.identity import Identity
-from consortia.types.tx import Body, Envelope, Payload, body_type
+from consortia.types.tx import (
+    Approval,
+    Body,
+    Envelope,
+    Payload,
+    ValidatorUpdate,
+    body_type,
+)
 
 
 @dataclass(frozen=True)
@@ -31,3 +38,18 @@ def sign(identity: Identity, chain_id: str, body: Body, *, timestamp_ms: int | N
     pb = payload.encode()
     env = Envelope(pb, identity.cert_der, identity.key.sign(pb)).encode()
     return SignedTx(tx_id(identity.suite, pb), env, payload)
+
+
+def approve(identity: Identity, chain_id: str, update: ValidatorUpdate) -> Approval:
+    """An organization admin's approval of a validator change, to collect in
+    ``update.approvals`` before the transaction is signed and submitted."""
+    return Approval(identity.cert_der, identity.key.sign(update.approval_message(chain_id)))
+
+
+def validator_update(admins: list[Identity], chain_id: str, update: ValidatorUpdate) -> SignedTx:
+    """Sign ``update`` by the first admin, approved by the others (one per organization;
+    a majority of the chain's organizations is needed)."""
+    if not admins:
+        raise ValueError("a validator change needs at least one admin")
+    approvals = tuple(approve(a, chain_id, update) for a in admins[1:])
+    return sign(admins[0], chain_id, replace(update, approvals=approvals))

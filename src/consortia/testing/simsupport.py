@@ -2,10 +2,12 @@
 
 Blocks use the real ``Header`` and Merkle rules; transactions are opaque byte
 strings (``b"tx:<n>"``; a Byzantine proposer may slip in ``b"bad:..."``, which
-``validate`` refuses). Signatures are HMAC-SHA256 under per-validator keys: a fast,
-deterministic stand-in for P-256 that the simulator can afford millions of times.
-The committed chain survives a simulated crash (it models the durable ledger);
-the pool of pending transactions does not.
+``validate`` refuses). A configuration transaction ``b"cfg:add:<id>"`` or
+``b"cfg:remove:<id>"`` goes alone in its block and changes the validator set for
+every later height, as a real configuration block does. Signatures are HMAC-SHA256
+under per-validator keys: a fast, deterministic stand-in for P-256 that the simulator
+can afford millions of times. The committed chain survives a simulated crash (it
+models the durable ledger); the pool of pending transactions does not.
 """
 
 from __future__ import annotations
@@ -74,6 +76,19 @@ class SimSupport:
     def validators(self) -> tuple[str, ...]:
         return self._validators
 
+    def _reconfigured(self, tx: bytes) -> tuple[str, ...] | None:
+        """The validator set after configuration transaction ``tx`` (None: not a valid one
+        for the set in force)."""
+        parts = tx.split(b":")
+        if len(parts) != 3 or parts[0] != b"cfg" or parts[1] not in (b"add", b"remove"):
+            return None
+        vid = parts[2].decode(errors="replace")
+        if parts[1] == b"add":
+            return None if vid in self._validators else (*self._validators, vid)
+        if vid not in self._validators or len(self._validators) == 1:
+            return None
+        return tuple(v for v in self._validators if v != vid)
+
     def submit(self, tx: bytes) -> None:
         if tx not in self._committed_txs:
             self.pending[tx] = None
@@ -92,10 +107,19 @@ class SimSupport:
         return PreparedBlock(header, hb, _h(hb), envelopes, None)
 
     def propose(self, now_ms: int, proposer: str) -> PreparedBlock | None:
-        batch = tuple(list(self.pending)[: self.max_block_txs])
+        batch: list[bytes] = []
+        for tx in list(self.pending)[: self.max_block_txs]:
+            if tx.startswith(b"cfg:"):
+                if not batch:
+                    if self._reconfigured(tx) is None:
+                        del self.pending[tx]  # no longer applies (already done)
+                        continue
+                    batch = [tx]
+                break
+            batch.append(tx)
         if not batch:
             return None
-        return self._seal(batch, now_ms, proposer)
+        return self._seal(tuple(batch), now_ms, proposer)
 
     def propose_with(self, envelopes: tuple[bytes, ...], now_ms: int,
                      proposer: str) -> PreparedBlock:
@@ -116,6 +140,9 @@ class SimSupport:
         if header.timestamp_ms < self._last_time():
             raise InvalidBlock("timestamp goes backwards")
         for tx in envelopes:
+            if tx.startswith(b"cfg:") and len(envelopes) == 1 \
+                    and self._reconfigured(tx) is not None:
+                continue
             if not tx.startswith(b"tx:") or tx in self._committed_txs:
                 raise InvalidBlock(f"invalid or already committed transaction {tx[:20]!r}")
         if len(set(envelopes)) != len(envelopes):
@@ -149,6 +176,10 @@ class SimSupport:
             state = _h(state + tx)
             self._committed_txs.add(tx)
             self.pending.pop(tx, None)
+        if len(block.envelopes) == 1:
+            changed = self._reconfigured(block.envelopes[0])
+            if changed is not None:
+                self._validators = changed
         c = Committed(block, _h(block.header_bytes), state)
         self.chain.append(c)
         return c

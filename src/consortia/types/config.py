@@ -15,9 +15,10 @@ from typing import Any
 from consortia.types.codec import Reader, decode, encode
 from consortia.types.errors import ConfigError, Malformed
 
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2
 MAX_ORGS = 256
 MAX_VALIDATORS = 256
+MAX_ENDPOINT = 255
 MAX_BLOCK_BYTES = 12 * 1024 * 1024
 """Upper bound of ``max_block_bytes``: below the 16 MiB a block decoder accepts."""
 
@@ -63,6 +64,9 @@ class ValidatorConfig:
     org_id: str
     cert: bytes
     """The validator's certificate (role ``validator``), DER."""
+    endpoint: str = ""
+    """Where its peers reach it ("host:port" of its mutual-TLS transport; empty: only the
+    node settings say). A node's own ``[p2p] peers`` setting overrides it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +133,9 @@ class ChainConfig:
         orgs = tuple(org if o.id == org.id else o for o in self.organizations)
         return replace(self, organizations=orgs, sequence=self.sequence + 1)
 
+    def with_validators(self, validators: tuple[ValidatorConfig, ...]) -> ChainConfig:
+        return replace(self, validators=validators, sequence=self.sequence + 1)
+
     def validate(self) -> None:
         """Structural rules a configuration must satisfy before it is used."""
         if not self.organizations:
@@ -144,6 +151,10 @@ class ChainConfig:
         for v in self.validators:
             if v.org_id not in ids:
                 raise ConfigError(f"validator {v.id} belongs to unknown organization {v.org_id}")
+            if v.endpoint and not valid_endpoint(v.endpoint):
+                raise ConfigError(f"validator {v.id}: endpoint {v.endpoint!r} is not host:port")
+        if len({v.cert for v in self.validators}) != len(self.validators):
+            raise ConfigError("two validators share a certificate")
         if self.consensus is ConsensusKind.SOLO and len(self.validators) != 1:
             raise ConfigError("solo consensus takes exactly one validator")
         lim = self.limits
@@ -161,7 +172,7 @@ class ChainConfig:
         return encode([
             CONFIG_VERSION, self.chain_id, str(self.profile), self.suite, str(self.consensus),
             [[o.id, o.ca_cert, o.crl] for o in self.organizations],
-            [[v.id, v.org_id, v.cert] for v in self.validators],
+            [[v.id, v.org_id, v.cert, v.endpoint] for v in self.validators],
             [[str(r) for r in p.writer_roles], str(p.config_role)],
             [lim.max_block_txs, lim.max_block_bytes, lim.batch_timeout_ms, lim.tx_window_ms,
              lim.max_tx_bytes],
@@ -188,10 +199,11 @@ class ChainConfig:
                                   o.bytes_("crl", max_len=1024 * 1024)))
         vals = []
         for i, item in enumerate(r.list_("validators", max_len=MAX_VALIDATORS)):
-            v = Reader(item, f"config.validators[{i}]", length=3)
+            v = Reader(item, f"config.validators[{i}]", length=4)
             vals.append(ValidatorConfig(v.str_("id", max_len=64, min_len=1),
                                         v.str_("org_id", max_len=64, min_len=1),
-                                        v.bytes_("cert", max_len=8192, min_len=1)))
+                                        v.bytes_("cert", max_len=8192, min_len=1),
+                                        v.str_("endpoint", max_len=MAX_ENDPOINT)))
         pr = Reader(r.any_("policies"), "config.policies", length=2)
         try:
             writer_roles = tuple(Role(x) for x in pr.list_("writer_roles", max_len=8))
@@ -217,7 +229,8 @@ class ChainConfig:
             "consensus": str(self.consensus),
             "sequence": self.sequence,
             "organizations": [{"id": o.id, "has_crl": bool(o.crl)} for o in self.organizations],
-            "validators": [{"id": v.id, "org_id": v.org_id} for v in self.validators],
+            "validators": [{"id": v.id, "org_id": v.org_id, "endpoint": v.endpoint or None}
+                           for v in self.validators],
             "policies": {"writer_roles": [str(r) for r in self.policies.writer_roles],
                          "config_role": str(self.policies.config_role)},
             "limits": {
@@ -228,3 +241,10 @@ class ChainConfig:
                 "max_tx_bytes": self.limits.max_tx_bytes,
             },
         }
+
+
+def valid_endpoint(value: str) -> bool:
+    """Whether ``value`` is "host:port" with a port in 1..65535."""
+    host, sep, port = value.rpartition(":")
+    return (bool(sep and host) and port.isdigit() and 0 < int(port) < 65536
+            and len(value) <= MAX_ENDPOINT)

@@ -44,6 +44,7 @@ MAX_KEY_ID = 128
 MAX_RECIPIENTS = 64
 MAX_CRL_BYTES = 1024 * 1024
 MAX_CONFIG_BYTES = 1024 * 1024
+MAX_APPROVALS = 256
 
 
 class TxType(IntEnum):
@@ -51,6 +52,7 @@ class TxType(IntEnum):
 
     CONFIG = 0
     CRL_UPDATE = 1
+    VALIDATOR_UPDATE = 2
     NOTARY_CONTENT = 10
     NOTARY_HASH = 11
     NOTARY_LINK = 12
@@ -176,6 +178,38 @@ class CrlUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class Approval:
+    """An organization admin's signature over a configuration change (``approval_message``)."""
+
+    cert: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatorUpdate:
+    """Add a validator to the set, or remove one: a change of who orders and certifies
+    blocks, so it needs the approval of a majority of the organizations' admins (the
+    signer's organization counts as one). It names the configuration ``sequence`` it was
+    approved against, so approvals cannot be replayed once the configuration moved on."""
+
+    op: str
+    """``add`` or ``remove``."""
+    validator_id: str
+    org_id: str
+    cert: bytes
+    """The new validator's certificate (role ``validator``, of ``org_id``); empty to remove."""
+    endpoint: str
+    """"host:port" of its transport (empty to remove, or when node settings say it)."""
+    sequence: int
+    approvals: tuple[Approval, ...] = ()
+
+    def approval_message(self, chain_id: str) -> bytes:
+        """What an approving admin signs: everything but the approvals."""
+        return encode(["consortia/validator-update/1", chain_id, self.op, self.validator_id,
+                       self.org_id, self.cert, self.endpoint, self.sequence])
+
+
+@dataclass(frozen=True, slots=True)
 class ConfigBody:
     """The whole chain configuration, canonical bytes (genesis and later config blocks)."""
 
@@ -183,7 +217,8 @@ class ConfigBody:
 
 
 NotaryBody: TypeAlias = ContentRecord | HashRecord | LinkRecord | CiphertextRecord | PrivacyRecord
-Body: TypeAlias = NotaryBody | CrlUpdate | ConfigBody
+ConfigChange: TypeAlias = CrlUpdate | ValidatorUpdate | ConfigBody
+Body: TypeAlias = NotaryBody | ConfigChange
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +315,9 @@ def encode_body(body: Body) -> list[Any]:
                      for w in env.recipients]]
         case CrlUpdate(org_id, crl_der):
             return [org_id, crl_der]
+        case ValidatorUpdate(op, vid, org_id, cert, endpoint, sequence, approvals):
+            return [op, vid, org_id, cert, endpoint, sequence,
+                    [[a.cert, a.signature] for a in approvals]]
         case ConfigBody(config):
             return [config]
     raise TypeError(f"not a transaction body: {type(body).__name__}")
@@ -350,6 +388,24 @@ def decode_body(tx_type: TxType, value: Any) -> Body:
         r = Reader(value, what, length=2)
         return CrlUpdate(r.str_("org_id", max_len=MAX_CHAIN_ID, min_len=1),
                          r.bytes_("crl_der", max_len=MAX_CRL_BYTES, min_len=1))
+    if tx_type is TxType.VALIDATOR_UPDATE:
+        r = Reader(value, what, length=7)
+        op = r.str_("op", max_len=8)
+        if op not in ("add", "remove"):
+            raise Malformed(f"{what}.op: expected add or remove")
+        vid = r.str_("validator_id", max_len=64, min_len=1)
+        org_id = r.str_("org_id", max_len=MAX_CHAIN_ID, min_len=1)
+        cert = r.bytes_("cert", max_len=8192)
+        endpoint = r.str_("endpoint", max_len=255)
+        sequence = r.int_("sequence")
+        approvals = []
+        for i, item in enumerate(r.list_("approvals", max_len=MAX_APPROVALS)):
+            a = Reader(item, f"{what}.approvals[{i}]", length=2)
+            approvals.append(Approval(a.bytes_("cert", max_len=8192, min_len=1),
+                                      a.bytes_("signature", max_len=132, min_len=1)))
+        if (op == "add") != bool(cert):
+            raise Malformed(f"{what}.cert: required to add a validator, empty to remove one")
+        return ValidatorUpdate(op, vid, org_id, cert, endpoint, sequence, tuple(approvals))
     if tx_type is TxType.CONFIG:
         r = Reader(value, what, length=1)
         return ConfigBody(r.bytes_("config", max_len=MAX_CONFIG_BYTES, min_len=1))
@@ -363,13 +419,14 @@ _BODY_TYPES: dict[type, TxType] = {
     CiphertextRecord: TxType.NOTARY_CIPHERTEXT,
     PrivacyRecord: TxType.NOTARY_PRIVACY,
     CrlUpdate: TxType.CRL_UPDATE,
+    ValidatorUpdate: TxType.VALIDATOR_UPDATE,
     ConfigBody: TxType.CONFIG,
 }
 
 
 def notary_meta(body: Body) -> NotaryMeta | None:
     """The notary metadata of a body, or None for configuration bodies."""
-    if isinstance(body, CrlUpdate | ConfigBody):
+    if isinstance(body, CrlUpdate | ValidatorUpdate | ConfigBody):
         return None
     return body.meta
 

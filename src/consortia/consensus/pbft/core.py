@@ -101,6 +101,7 @@ class PbftCore:
         self.last_req: dict[str, int] = {}
         self.last_fwd: dict[str, int] = {}
         self.last_want = -(1 << 62)
+        self.probe_at = 0
         self._rr = 0
         self._out: list[Action] = []
         self._dirty = False
@@ -156,7 +157,7 @@ class PbftCore:
 
     def _schedule(self) -> None:
         at = self.now + 1 if self._asap else None
-        for t in (self.deadline, self.resend_at):
+        for t in (self.deadline, self.resend_at, self.probe_at):
             if t is not None and (at is None or t < at):
                 at = t
         if at is None:
@@ -221,12 +222,36 @@ class PbftCore:
         sh = self.support.next_height()
         if sh > self.height:
             self._jump(sh)
+        if sh == self.height and self.support.validators() != self.validators:
+            self._reconfigure()
         if sh == self.height and self._asap:
             self._asap = False
             pending, self.ahead = self.ahead, []
             for sender, m in pending:
                 self._vote(sender, m)
             self._advance()
+
+    def _reconfigure(self) -> None:
+        """The block just committed changed the validator set: the new set governs this
+        height and every later one (docs/spec/pbft.md §6a). What was received for this
+        height was checked against the old set, so it is dropped; peers resend."""
+        self.validators = tuple(self.support.validators())
+        self.n = len(self.validators)
+        self.f = (self.n - 1) // 3
+        self.q = quorum_size(self.n)
+        old = self.verifier
+        old.previous = None  # one set back is all a height in flight can refer to
+        self.verifier = Verifier(self.support, self.validators, self.q, old, self.height)
+        self.hs = HeightState(self.height, self.view)
+        self.saved = None
+        self.ahead = []
+        self.vcs.clear()
+        self.vc_high.clear()
+        self.my_vc = None
+        self.certified.clear()
+        self.known.clear()
+        self.constraint = None
+        self._dirty = True
 
     def _jump(self, height: int) -> None:
         """The chain advanced without us (committed by other means): follow it."""
@@ -262,9 +287,14 @@ class PbftCore:
     # -- events ------------------------------------------------------------------------------
 
     def _tick(self) -> None:
+        if self.now >= self.probe_at:
+            self.probe_at = self.now + self.params.probe_ms
+            sync.probe(self)
         if self.deadline is not None and self.now >= self.deadline:
             self.deadline = None
-            if self.normal and self.sync_target > self.height:
+            if self.node_id not in self.verifier.validators:
+                sync.sync(self)  # not a validator (yet, or any more): only follow the chain
+            elif self.normal and self.sync_target > self.height:
                 self.deadline = self.now + self._timeout()  # behind, not stuck: catch up
                 sync.sync(self)
             else:

@@ -58,6 +58,9 @@ class Params:
     """Blocks sent at once to a peer that is behind."""
     max_ahead: int = 64
     """Certified blocks accepted this far above the next height."""
+    probe_ms: int = 2_000
+    """Ask a peer for blocks above our height this often, also when nothing happens: a
+    validator that starts behind an idle network (restarted, or just added) catches up."""
     max_views_per_signer: int = 4
 
 

@@ -26,6 +26,18 @@ def sync(core: PbftCore) -> None:
     request(core, peers[core._rr % len(peers)])
 
 
+def probe(core: PbftCore) -> None:
+    """Ask the next peer in turn for blocks from our height on, whatever is happening (see
+    ``Params.probe_ms``); it answers only if it is ahead."""
+    peers = [v for v in core.validators if v != core.node_id]
+    if not peers:
+        return
+    core._rr += 1
+    r = BlockRequest(core.height, b"", core.node_id, b"")
+    core._send(peers[core._rr % len(peers)],
+               replace(r, signature=core._sign(r.signing_bytes(core.chain_id))))
+
+
 def request(core: PbftCore, peer: str) -> None:
     """Ask ``peer`` for committed blocks from our height on (rate-limited per peer)."""
     t = core.last_req.get(peer)

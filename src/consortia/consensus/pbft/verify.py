@@ -76,10 +76,14 @@ def choose(vcs: tuple[ViewChange, ...]) -> Choice | None:
 
 
 class Verifier:
-    """Signature and certificate checks against one validator set."""
+    """Signature and certificate checks against one validator set, the set in force from
+    height ``since`` on; certificates of lower heights (the configuration block that
+    changed the set, carried in checkpoints and view changes) are checked by ``previous``."""
 
     def __init__(self, support: ReplicaSupport, validators: tuple[str, ...], quorum: int,
-                 ) -> None:
+                 previous: Verifier | None = None, since: int = 0) -> None:
+        self.previous = previous
+        self.since = since
         self.support = support
         self.chain_id = support.chain_id
         self.validators = frozenset(validators)
@@ -105,6 +109,8 @@ class Verifier:
         return len(seen) >= self.quorum
 
     def cert(self, c: Certificate) -> bool:
+        if c.height < self.since and self.previous is not None:
+            return self.previous.cert(c)
         if c in self._certs:
             return True
         if not self._votes(c.votes, vote_message(self.chain_id, c.height, c.round,

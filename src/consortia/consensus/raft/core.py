@@ -179,6 +179,8 @@ class RaftCore:
 
     def step(self, event: Event) -> list[Action]:
         self._step_applied = self._applied_height
+        if self.support.validators() != self._validators:
+            self._reconfigure()
         if isinstance(event, Tick):
             self._now = max(self._now, event.now_ms)
             self._on_tick()
@@ -206,6 +208,33 @@ class RaftCore:
         if self._behind():
             out["catching_up_to"] = self._fetch_target()
         return out
+
+    def _reconfigure(self) -> None:
+        """A configuration block changed the validator set; it governs every height after
+        it. Changes add or remove one validator at a time, so any majority of the old set
+        and any majority of the new one share a validator (Raft's single-server changes,
+        applied at commit: only one block is ever in flight). A validator that left stops
+        leading and campaigning; one that joined is caught up like any follower."""
+        self._validators = tuple(self.support.validators())
+        self._peers = tuple(v for v in self._validators if v != self.node_id)
+        self._quorum = len(self._validators) // 2 + 1
+        if self._role is not Role.LEADER:
+            if self.node_id not in self._validators and self._role is not Role.FOLLOWER:
+                self._become_follower(self._term, None)
+            return
+        if self.node_id not in self._validators:
+            self._become_follower(self._term, None)
+            return
+        last = self._log.last_index
+        for table, default in ((self._next, last + 1), (self._sent, 0), (self._match, 0),
+                               (self._peer_applied, 0)):
+            for p in [p for p in table if p not in self._peers]:
+                del table[p]
+            for p in self._peers:
+                table.setdefault(p, default)
+        self._active &= set(self._peers)
+        self._append_all = True
+        self._advance_commit()
 
     # -- time -------------------------------------------------------------------------------
 
