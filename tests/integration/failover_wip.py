@@ -1,7 +1,11 @@
 # NOT COLLECTED YET (file name does not match test_*.py), on purpose. Two stalls were seen:
 # restarted validators that could not bind their port (fixed: tests now take ports below
-# the ephemeral range, helpers.free_port_block) and, after that fix, 1 failure in 7 runs
-# whose cause is not yet known. Run it by hand with
+# the ephemeral range, helpers.free_port_block) and, after that fix, 1 failure in 7 runs.
+# Races of the test itself fixed since: _leader could read a raft election in progress
+# (leader None -> KeyError in kill) or a split answer; the block comparison read `top`
+# after the equal-heights check, so a block committed in between was fetched from nodes
+# that did not have it yet; a failure before the checks leaked every node process (they
+# kept running and dialing). Run it by hand with
 #   .venv/bin/python -m pytest tests/integration/failover_wip.py -s -rf
 # and rename it to test_failover.py once it passes reliably.
 """Failover under load, real processes: while clients submit a steady stream, SIGKILL a
@@ -24,7 +28,9 @@ from consortia.types.config import ConsensusKind
 from tests.integration.helpers import wait_until
 from tests.integration.test_multinode import Cluster
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# The waits below add up to more than the suite's default 300 s on a loaded machine; each
+# still fails on its own with what it was waiting for.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 class Stream:
@@ -35,12 +41,20 @@ class Stream:
         self.cluster = cluster
         self.up = set(cluster.ids())
         self.acked: dict[str, tuple[int, int]] = {}
+        self.errors: list[BaseException] = []
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
                         for i in range(3)]
 
     def _run(self, k: int) -> None:
+        try:
+            self._submit_loop(k)
+        except BaseException as exc:  # a dead client must fail the test, not look like a stall
+            self.errors.append(exc)
+            raise
+
+    def _submit_loop(self, k: int) -> None:
         net = self.cluster.net
         alice = net.identity("org1/alice")
         i = 0
@@ -70,13 +84,29 @@ class Stream:
 
 
 def _leader(cluster: Cluster, among: list[str]) -> str:
-    names = [cluster.info(n)["consensus_status"].get("leader") for n in among]
-    return max(set(names), key=names.count)
+    """The leader a majority of ``among`` names. Raft reports no leader during an election
+    and validators disagree while one (or a pbft view change) is under way: wait for it."""
+    found: list[str] = []
+
+    def agreed() -> bool:
+        names = [cluster.info(n)["consensus_status"].get("leader") for n in among]
+        top = max(set(names), key=names.count)
+        if top in among and names.count(top) > len(among) // 2:
+            found[:] = [top]
+            return True
+        return False
+    wait_until(agreed, 60, f"a majority of {among} to name the same leader")
+    return found[0]
 
 
 def _progress(stream: Stream, more: int, what: str) -> None:
     target = stream.count() + more
-    wait_until(lambda: stream.count() >= target, 60, f"{more} more commits {what}")
+
+    def done() -> bool:
+        if stream.errors:
+            raise AssertionError(f"a submitting client died: {stream.errors[0]!r}")
+        return stream.count() >= target
+    wait_until(done, 60, f"{more} more commits {what}")
 
 
 @pytest.mark.parametrize("consensus, n", [(ConsensusKind.RAFT, 3), (ConsensusKind.PBFT, 4)],
@@ -84,6 +114,13 @@ def _progress(stream: Stream, more: int, what: str) -> None:
 def test_kill_follower_then_leader_under_load(tmp_path: Path, consensus: ConsensusKind,
                                               n: int) -> None:
     c = Cluster(tmp_path / "net", consensus, n)
+    try:
+        _run_scenario(c)
+    finally:
+        c.close()  # whatever failed, no node process outlives the test
+
+
+def _run_scenario(c: Cluster) -> None:
     stream = Stream(c)
     try:
         for node_id in c.ids():
@@ -115,32 +152,35 @@ def test_kill_follower_then_leader_under_load(tmp_path: Path, consensus: Consens
     finally:
         stream.stop.set()
         for t in stream.threads:
-            t.join(timeout=30)
-    try:
-        ids = c.ids()
+            if t.is_alive():
+                t.join(timeout=30)
+    ids = c.ids()
+    heights: list[int] = []
 
-        def same_height() -> bool:
-            return len({c.info(i)["height"] for i in ids}) == 1
-        wait_until(same_height, 60, "every validator at the same height")
-        top = c.info(ids[0])["height"]
-        # Every validator holds the same blocks: same header hash (which commits to the
-        # transactions and their results) and the same transactions at every height. The
-        # commit certificates may be different valid quorums (each pbft validator keeps the
-        # 2f+1 commit votes it gathered itself); each is checked by proofs below.
-        for h in range(0, top + 1):
-            views = [httpx.get(f"{c.url(i)}/v1/blocks/{h}", timeout=10).json() for i in ids]
-            assert len({v["hash"] for v in views}) == 1, f"block {h} differs: {views}"
-            assert len({tuple(t["tx_id"] for t in v["transactions"]) for v in views}) == 1
-        for tx_id, (height, index) in stream.acked.items():
-            r = httpx.get(f"{c.url(ids[0])}/v1/receipts/{tx_id}", timeout=10).json()
-            assert (r["status"], r["height"], r["index"]) == ("committed", height, index), r
-        assert len(stream.acked) >= 80
-        genesis = load_genesis(c.net.genesis_path)
-        sample = list(stream.acked)[:: max(1, len(stream.acked) // 20)]
-        for node_id in ids:
-            with NodeClient(c.url(node_id)) as client:
-                for tx_id in sample:
-                    assert verify_proof(client.proof(tx_id), genesis).height == \
-                        stream.acked[tx_id][0]
-    finally:
-        c.close()
+    def same_height() -> bool:
+        heights[:] = [c.info(i)["height"] for i in ids]
+        return len(set(heights)) == 1
+    wait_until(same_height, 60, "every validator at the same height")
+    # Every validator holds heights 0..top now (one reading of all of them). Not a fresh
+    # read of one node: a block committed since (a transaction left in a pool) would be
+    # asked of validators that have not stored it yet.
+    top = heights[0]
+    # Every validator holds the same blocks: same header hash (which commits to the
+    # transactions and their results) and the same transactions at every height. The
+    # commit certificates may be different valid quorums (each pbft validator keeps the
+    # 2f+1 commit votes it gathered itself); each is checked by proofs below.
+    for h in range(0, top + 1):
+        views = [httpx.get(f"{c.url(i)}/v1/blocks/{h}", timeout=10).json() for i in ids]
+        assert len({v["hash"] for v in views}) == 1, f"block {h} differs: {views}"
+        assert len({tuple(t["tx_id"] for t in v["transactions"]) for v in views}) == 1
+    for tx_id, (height, index) in stream.acked.items():
+        r = httpx.get(f"{c.url(ids[0])}/v1/receipts/{tx_id}", timeout=10).json()
+        assert (r["status"], r["height"], r["index"]) == ("committed", height, index), r
+    assert len(stream.acked) >= 80
+    genesis = load_genesis(c.net.genesis_path)
+    sample = list(stream.acked)[:: max(1, len(stream.acked) // 20)]
+    for node_id in ids:
+        with NodeClient(c.url(node_id)) as client:
+            for tx_id in sample:
+                assert verify_proof(client.proof(tx_id), genesis).height == \
+                    stream.acked[tx_id][0]
