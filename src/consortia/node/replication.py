@@ -83,10 +83,8 @@ class Replication:
         durable = self.state_path.read_bytes() if self.state_path.exists() else None
         rng = random.Random(os.urandom(16))  # noqa: S311 - election timeouts, not secrets
         retain = settings.consensus.retain_blocks
-        self.core: Core = (self.protocol.make_core(self.node_id, support, rng, durable)
-                           if retain is None else
-                           self.protocol.make_core(self.node_id, support, rng, durable,
-                                                   retain_blocks=retain))
+        tuning = {} if retain is None else {"retain_blocks": retain}
+        self.core: Core = self.protocol.make_core(self.node_id, support, rng, durable, **tuning)
         ident = settings.identity
         self.credentials = NodeCredentials.from_keystore(
             settings.resolve(ident.keystore), ident.name, settings.passphrase())

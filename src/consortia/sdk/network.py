@@ -200,21 +200,9 @@ class LocalNetwork:
         peers = {n.id: n.p2p for n in self.nodes() if n.p2p is not None}
         if not peers:
             raise ConfigError("only raft and pbft networks take more validators")
-        node_dir = self.root / "nodes" / node_id
-        node_dir.mkdir(parents=True, exist_ok=True)
-        settings = {
-            "node": {"id": node_id, "data_dir": "data", "genesis": "../../genesis.json"},
-            "api": {"host": host, "port": api_port},
-            "identity": {"keystore": f"../../orgs/{org_id}/keystore", "name": node_id,
-                         "passphrase_file": f"../../orgs/{org_id}/passphrase"},
-            "p2p": {"host": host, "port": p2p_port, "peers": peers},
-        }
-        (node_dir / "node.toml").write_text(tomli_w.dumps(settings))
-        self.doc["nodes"].append({"id": node_id, "org": org_id,
-                                  "config": f"nodes/{node_id}/node.toml",
-                                  "api": f"http://{host}:{api_port}",
-                                  "p2p": f"{host}:{p2p_port}"})
-        self._save()
+        self.doc["nodes"].append(_write_node(self.root, node_id, org_id, host, api_port,
+                                             p2p_port, peers))
+        _write_doc(self.root, self.doc)
         update = ValidatorUpdate("add", node_id, org_id, ident.cert_der, f"{host}:{p2p_port}",
                                  sequence)
         return validator_update(self._admins(org_id), self.chain_id, update)
@@ -225,9 +213,6 @@ class LocalNetwork:
         node = self.node(node_id)
         update = ValidatorUpdate("remove", node_id, node.org, b"", "", sequence)
         return validator_update(self._admins(node.org), self.chain_id, update)
-
-    def _save(self) -> None:
-        (self.root / NETWORK_FILE).write_text(json.dumps(self.doc, indent=2) + "\n")
 
 
 @dataclass(frozen=True)
@@ -346,26 +331,38 @@ def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = 
     genesis = make_genesis(config, admin_key, admin_cert, time.time_ns() // 1_000_000)
     (root / "genesis.json").write_bytes(genesis.to_file_bytes())
     for p in plans:
-        node_dir = root / "nodes" / p.id
-        node_dir.mkdir(parents=True, exist_ok=True)
-        settings: dict[str, Any] = {
-            "node": {"id": p.id, "data_dir": "data", "genesis": "../../genesis.json"},
-            "api": {"host": host, "port": p.api_port},
-            "identity": {"keystore": f"../../orgs/{p.org}/keystore", "name": p.id,
-                         "passphrase_file": f"../../orgs/{p.org}/passphrase"},
-        }
-        entry: dict[str, Any] = {"id": p.id, "config": f"nodes/{p.id}/node.toml",
-                                 "api": f"http://{host}:{p.api_port}"}
-        if p.p2p_port is not None:
-            settings["p2p"] = {"host": host, "port": p.p2p_port,
-                               "peers": {q.id: f"{host}:{q.p2p_port}"
-                                         for q in plans if q is not p}}
-            entry = {"id": p.id, "org": p.org, "config": entry["config"], "api": entry["api"],
-                     "p2p": f"{host}:{p.p2p_port}"}
-        (node_dir / "node.toml").write_text(tomli_w.dumps(settings))
-        doc["nodes"].append(entry)
+        peers = None if p.p2p_port is None else {q.id: f"{host}:{q.p2p_port}"
+                                                 for q in plans if q is not p}
+        doc["nodes"].append(_write_node(root, p.id, p.org, host, p.api_port, p.p2p_port,
+                                        peers))
     if kind is not ConsensusKind.SOLO:  # solo keeps the network.json of earlier releases
         doc["consensus"] = kind.value
     doc["genesis_hash"] = genesis.hash.hex()
-    (root / NETWORK_FILE).write_text(json.dumps(doc, indent=2) + "\n")
+    _write_doc(root, doc)
     return LocalNetwork(root, doc)
+
+
+def _write_node(root: Path, node_id: str, org: str, host: str, api_port: int,
+                p2p_port: int | None, peers: dict[str, str] | None) -> dict[str, Any]:
+    """Write ``nodes/<id>/node.toml`` and return the node's entry for network.json (solo
+    nodes keep the entry of earlier releases: no org, no p2p)."""
+    node_dir = root / "nodes" / node_id
+    node_dir.mkdir(parents=True, exist_ok=True)
+    settings: dict[str, Any] = {
+        "node": {"id": node_id, "data_dir": "data", "genesis": "../../genesis.json"},
+        "api": {"host": host, "port": api_port},
+        "identity": {"keystore": f"../../orgs/{org}/keystore", "name": node_id,
+                     "passphrase_file": f"../../orgs/{org}/passphrase"},
+    }
+    entry: dict[str, Any] = {"id": node_id, "config": f"nodes/{node_id}/node.toml",
+                             "api": f"http://{host}:{api_port}"}
+    if p2p_port is not None:
+        settings["p2p"] = {"host": host, "port": p2p_port, "peers": peers or {}}
+        entry = {"id": node_id, "org": org, "config": entry["config"], "api": entry["api"],
+                 "p2p": f"{host}:{p2p_port}"}
+    (node_dir / "node.toml").write_text(tomli_w.dumps(settings))
+    return entry
+
+
+def _write_doc(root: Path, doc: dict[str, Any]) -> None:
+    (root / NETWORK_FILE).write_text(json.dumps(doc, indent=2) + "\n")

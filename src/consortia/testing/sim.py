@@ -165,10 +165,9 @@ class Simulation:
 
     def _make_core(self, node_id: str, support: SimSupport, rng: random.Random,
                    durable: bytes | None) -> Core:
-        if self.faults.retain_blocks is None:
-            return self.module.make_core(node_id, support, rng, durable)  # type: ignore[no-any-return]
-        return self.module.make_core(node_id, support, rng, durable,  # type: ignore[no-any-return]
-                                     retain_blocks=self.faults.retain_blocks)
+        retain = self.faults.retain_blocks
+        tuning = {} if retain is None else {"retain_blocks": retain}
+        return self.module.make_core(node_id, support, rng, durable, **tuning)  # type: ignore[no-any-return]
 
     # -- scheduling -----------------------------------------------------------------------
 

@@ -33,9 +33,14 @@ def probe(core: PbftCore) -> None:
     if not peers:
         return
     core._rr += 1
-    r = BlockRequest(core.height, b"", core.node_id, b"")
-    core._send(peers[core._rr % len(peers)],
-               replace(r, signature=core._sign(r.signing_bytes(core.chain_id))))
+    core._send(peers[core._rr % len(peers)], _block_request(core, b""))
+
+
+def _block_request(core: PbftCore, digest: bytes) -> BlockRequest:
+    """Our signed request for the block at our height (``digest`` empty: any committed
+    blocks from there on)."""
+    r = BlockRequest(core.height, digest, core.node_id, b"")
+    return replace(r, signature=core._sign(r.signing_bytes(core.chain_id)))
 
 
 def request(core: PbftCore, peer: str) -> None:
@@ -44,8 +49,7 @@ def request(core: PbftCore, peer: str) -> None:
     if t is not None and core.now - t < core.params.resend_ms:
         return
     core.last_req[peer] = core.now
-    r = BlockRequest(core.height, b"", core.node_id, b"")
-    core._send(peer, replace(r, signature=core._sign(r.signing_bytes(core.chain_id))))
+    core._send(peer, _block_request(core, b""))
     if core.resend_at is None:
         core.resend_at = core.now + core.params.resend_ms
 
@@ -55,8 +59,7 @@ def want(core: PbftCore, digest: bytes) -> None:
     if core.now - core.last_want < core.params.resend_ms:
         return
     core.last_want = core.now
-    r = BlockRequest(core.height, digest, core.node_id, b"")
-    core._broadcast(replace(r, signature=core._sign(r.signing_bytes(core.chain_id))))
+    core._broadcast(_block_request(core, digest))
 
 
 def committed(core: PbftCore, h: int) -> Block | None:
