@@ -1,9 +1,9 @@
 """Multi-validator networks of real node processes over mutual TLS on 127.0.0.1.
 
 3-node raft and 4-node pbft: transactions submitted through any validator commit on
-all of them with byte-identical chains; with one validator SIGKILLed the others keep
-committing; restarted, it catches up to the same chain; proofs verify offline with the
-genesis file alone.
+all of them with byte-identical chains (certificates included, below the newest block);
+with one validator SIGKILLed the others keep committing; restarted, it catches up to the
+same chain; proofs verify offline with the genesis file alone.
 """
 
 from __future__ import annotations
@@ -130,6 +130,20 @@ def _same_chain(c: Cluster, ids: list[str]) -> int:
     return int(c.info(ids[0])["height"])
 
 
+def identical_ledgers(c: Cluster, ids: list[str], top: int) -> None:
+    """Every validator stores the same bytes for blocks 0..top-1: header, transactions and
+    commit certificate (the one the next block's header carries replaced each validator's
+    own quorum). The newest block's certificate stays each validator's own until a block
+    follows it, so ``top`` is compared without it."""
+    for h in range(top):
+        raws = {httpx.get(f"{c.url(i)}/v1/blocks/{h}", params={"raw": "true"},
+                          timeout=10).content for i in ids}
+        assert len(raws) == 1, f"block {h} is stored differently across {ids}"
+    views = [httpx.get(f"{c.url(i)}/v1/blocks/{top}", timeout=10).json() for i in ids]
+    assert len({(v["hash"], tuple(t["tx_id"] for t in v["transactions"]))
+                for v in views}) == 1, f"block {top} differs: {views}"
+
+
 def test_validators_agree_survive_a_crash_and_catch_up(cluster: Cluster) -> None:
     ids = cluster.ids()
     receipts = [_commit_via(cluster, node_id, "round1") for node_id in ids]
@@ -147,6 +161,7 @@ def test_validators_agree_survive_a_crash_and_catch_up(cluster: Cluster) -> None
     receipts.append(_commit_via(cluster, victim, "rejoined"))
     final = _same_chain(cluster, ids)
     assert final > height
+    identical_ledgers(cluster, ids, final)
 
     # `consortia chain info` shows every validator: height, role, term/view, leader.
     r = run_cli("chain", "info", "--json", network=cluster.net.root)
@@ -203,7 +218,7 @@ def test_a_validator_joins_and_another_leaves_by_configuration(cluster: Cluster)
     rest = members[1:]
     for i in range(3):
         receipts.append(_commit_via(cluster, rest[i % len(rest)], "after-remove"))
-    _same_chain(cluster, rest)
+    identical_ledgers(cluster, rest, _same_chain(cluster, rest))
     assert ids[0] not in [v["id"] for v in cluster.info(ids[1])["validators"]]
 
     # A stale approval (made against the sequence before the removal) is refused.

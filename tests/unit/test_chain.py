@@ -259,6 +259,9 @@ def test_chain_restarts_from_its_store(tmp_path: Path) -> None:
     h2 = Harness(tmp_path / "l.db", w)
     assert h2.store.height == 2 and h2.chain.last_hash == last_hash
     assert h2.chain.config_height == 2 and h2.chain.config.sequence == 1
+    # The last block changed the configuration: its certificate (which the next block
+    # carries, and a replica checks) verifies under the configuration before it.
+    assert h2.chain.cert_config.sequence == 0 == h2.store.previous_config().sequence
     assert h2.admission.config == h2.chain.config
     _, results = h2.commit(digest_tx(w.org2["alice"], "two"))
     assert results == [VALID]

@@ -334,7 +334,8 @@ def test_envelope_over_the_size_limit_is_too_large() -> None:
 
 
 def _header_fields() -> list[object]:
-    return [1, "dev", 7, bytes(32), bytes(32), bytes(32), 0, 5, "v0", 0, bytes(32)]
+    last = Certificate(6, 0, bytes(32), (Vote("v0", b"s"),)).encode()
+    return [2, "dev", 7, bytes(32), bytes(32), bytes(32), 0, 5, "v0", 0, bytes(32), last]
 
 
 def test_header_rejections() -> None:
@@ -343,7 +344,12 @@ def test_header_rejections() -> None:
     wide = canonical.replace(b"\xa3dev\x07", b"\xa3dev\xcc\x07", 1)
     assert wide != canonical
     cases = [wide, canonical + b"\x00"]
-    for i, bad in [(0, 2), (1, ""), (2, -1), (3, bytes(31)), (4, bytes(65)), (6, MAX_BLOCK_TXS + 1),
+    last = Certificate(6, 0, bytes(32), (Vote("v0", b"s"),)).encode()
+    not_canonical = last.replace(b"\x06", b"\xcc\x06", 1)
+    assert not_canonical != last
+    for i, bad in [(0, 1), (0, 3), (1, ""), (11, not_canonical), (11, b"\x90"),
+                   (11, bytes(64 * 1024 + 1)), (2, -1), (3, bytes(31)), (4, bytes(65)),
+                   (6, MAX_BLOCK_TXS + 1),
                    (2, "7"), (8, b"v0"), (9, True)]:
         f = _header_fields()
         f[i] = bad

@@ -16,7 +16,7 @@ from consortia.identity import config_update
 from consortia.identity.membership import Member, Membership
 from consortia.ledger import hashing
 from consortia.ledger.certify import verify_certificate
-from consortia.types.block import Block, Header, Result, TxStatus
+from consortia.types.block import Block, Certificate, Header, Result, TxStatus
 from consortia.types.config import ChainConfig, Role
 from consortia.types.errors import BadSignature, ConsortiaError, InvalidBlock
 from consortia.types.tx import Envelope, Payload, TxType
@@ -52,17 +52,39 @@ def apply_config_tx(suite: Suite, config: ChainConfig, env: Envelope,
 
 @dataclass(frozen=True, slots=True)
 class Tip:
-    """What a block must follow: the previous block's hash, height, time, and the height of
-    the configuration block in force."""
+    """What a block must follow: the previous block's hash, height, time, the height of the
+    configuration block in force, and the previous block's stored certificate bytes (which
+    the block's ``last_commit`` must repeat)."""
 
     hash: bytes
     height: int
     timestamp_ms: int
     config_height: int
+    certificate: bytes
 
     @staticmethod
-    def of(header: Header, block_hash: bytes) -> Tip:
-        return Tip(block_hash, header.height, header.timestamp_ms, header.config_height)
+    def of(header: Header, block_hash: bytes, certificate: bytes) -> Tip:
+        return Tip(block_hash, header.height, header.timestamp_ms, header.config_height,
+                   certificate)
+
+
+def check_last_commit(hd: Header) -> Certificate | None:
+    """The previous block's certificate a header carries, checked for shape: present from
+    height 2 on (block 1 follows genesis, which has no votes), for the block before, by its
+    hash. Whether its votes make a quorum is checked where the previous block's
+    configuration is known (the node on proposal; the chain check through ``Tip``)."""
+    where = f"block {hd.height}"
+    if hd.height < 2:
+        if hd.last_commit:
+            raise InvalidBlock(f"{where}: carries a last commit, the block before has no votes")
+        return None
+    cert = hd.last_certificate()
+    if cert is None:
+        raise InvalidBlock(f"{where}: does not carry the certificate of block {hd.height - 1}")
+    if cert.height != hd.height - 1 or cert.block_hash != hd.prev_hash:
+        raise InvalidBlock(f"{where}: its last commit certifies another block than the one "
+                           "before it")
+    return cert
 
 
 def verify_block(suite: Suite, config: ChainConfig, prev: Tip | None, block: Block,
@@ -88,6 +110,10 @@ def verify_block(suite: Suite, config: ChainConfig, prev: Tip | None, block: Blo
         if not hd.is_config and hd.config_height != prev.config_height:
             raise InvalidBlock(f"{where}: config_height {hd.config_height} is not the "
                                f"configuration in force ({prev.config_height})")
+        if hd.height >= 2 and hd.last_commit != prev.certificate:
+            raise InvalidBlock(f"{where}: its last commit is not the stored certificate of "
+                               "the block before it")
+    check_last_commit(hd)
     if hd.tx_count != len(block.envelopes):
         raise InvalidBlock(f"{where}: header counts {hd.tx_count} transactions, "
                            f"body has {len(block.envelopes)}")

@@ -8,7 +8,10 @@ committed was fsynced before the acknowledgement (ADR 0002).
 Tables::
 
     meta(key, value)                   genesis hash, chain id, configuration in force
+                                       (and the one before it)
     blocks(height, hash, header, certificate, first_seq, tx_count, is_config)
+                                       a block's certificate is replaced, in the commit of
+                                       the next block, by the one that block's header carries
     txs(seq, txid, height, idx, type, status, code, envelope)   seq = global order
     records(seq, business_id, category, business_time)           notary indexes
 """
@@ -170,6 +173,18 @@ class LedgerStore:
         except (ValueError, ConsortiaError) as exc:
             raise ChainCorrupted(f"the stored configuration in force is damaged: {exc}") from exc
 
+    def previous_config(self) -> ChainConfig | None:
+        """The configuration in force before the last configuration block (None before the
+        first one after genesis): the last block's certificate, when that block changed the
+        configuration, verifies under it."""
+        raw = self.meta("previous_config")
+        if raw is None:
+            return None
+        try:
+            return ChainConfig.decode(raw)
+        except ConsortiaError as exc:
+            raise ChainCorrupted(f"the stored previous configuration is damaged: {exc}") from exc
+
     # -- writes ------------------------------------------------------------------------------
 
     def commit(self, w: BlockWrite) -> None:
@@ -191,7 +206,12 @@ class LedgerStore:
                 c.executemany("INSERT INTO records VALUES (?,?,?,?)", [
                     (first + i, m.business_id, m.category, m.business_time_ms)
                     for i, m in w.records])
+                if hd.last_commit:  # the agreed certificate replaces this node's own quorum
+                    c.execute("UPDATE blocks SET certificate=? WHERE height=?",
+                              (hd.last_commit, hd.height - 1))
                 if w.new_config is not None:
+                    c.execute("INSERT OR REPLACE INTO meta SELECT 'previous_config', value "
+                              "FROM meta WHERE key='config'")
                     c.executemany("INSERT OR REPLACE INTO meta VALUES (?,?)", [
                         ("config", w.new_config.encode()),
                         ("config_height", str(hd.height).encode())])

@@ -42,7 +42,7 @@ def _tip(store: LedgerStore, height: int) -> Tip:
     if blk is None:
         raise ChainCorrupted(f"block {height} is missing from the store")
     try:
-        return Tip.of(Header.decode(blk.header), blk.hash)
+        return Tip.of(Header.decode(blk.header), blk.hash, blk.certificate)
     except ConsortiaError as exc:
         raise ChainCorrupted(f"block {height} header cannot be decoded: {exc.message}") from exc
 
@@ -118,7 +118,7 @@ def _verify_chain(store: LedgerStore, genesis: Genesis, tail: int | None,
                 raise ChainCorrupted(f"block {h} tx {i}: {exc.message}") from exc
             if suite.hash(env.payload) != txids[i]:
                 raise ChainCorrupted(f"block {h} tx {i}: stored id is not its payload hash")
-        prev = Tip.of(block.header, block_hash)
+        prev = Tip.of(block.header, block_hash, stored.certificate)
         if progress is not None:
             progress(h - start + 1, top - start + 1)
     _check_counts(store)

@@ -55,7 +55,15 @@ class Chain:
         last = store.block(store.height)
         assert last is not None
         self.last_hash = last.hash
-        self.last_timestamp_ms = Header.decode(last.header).timestamp_ms
+        self.last_header = Header.decode(last.header)
+        self.last_certificate = last.certificate
+        """This node's stored certificate of the last block, which its next proposal carries."""
+        self.last_timestamp_ms = self.last_header.timestamp_ms
+        self.cert_config = self.config
+        """The configuration the last block's certificate verifies under: the one before it
+        when it was a configuration block."""
+        if self.config_height == store.height and store.height > 0:
+            self.cert_config = store.previous_config() or genesis.config
 
     def _write_genesis(self) -> None:
         g = self.genesis
@@ -73,8 +81,14 @@ class Chain:
     def sign(self, message: bytes) -> bytes:
         return self._key.sign(message)
 
-    def prepare(self, batch: Sequence[TxT], timestamp_ms: int, proposer: str) -> PreparedBlock:
+    def prepare(self, batch: Sequence[TxT], timestamp_ms: int, proposer: str,
+                last_commit: bytes | None = None) -> PreparedBlock:
+        """Execute ``batch`` into the next block. ``last_commit`` is the previous block's
+        certificate the header carries: this node's own unless it re-executes another
+        validator's proposal (which carries the proposer's)."""
         height = self.next_height()
+        if last_commit is None:
+            last_commit = self.last_certificate if height >= 2 else b""
         ex = notary.execute(self.suite, self.config, self.membership, batch)
         envelopes = tuple(t.raw for t in batch)
         after = ex.new_config or self.config
@@ -85,7 +99,7 @@ class Chain:
             tx_count=len(envelopes), timestamp_ms=max(timestamp_ms, self.last_timestamp_ms),
             proposer=proposer,
             config_height=height if ex.new_config else self.config_height,
-            config_hash=config_hash(self.suite, after))
+            config_hash=config_hash(self.suite, after), last_commit=last_commit)
         hb = header.encode()
         return PreparedBlock(header, hb, hashing.block_hash(self.suite, hb), envelopes,
                         _Artifacts(batch, ex))
@@ -111,7 +125,10 @@ class Chain:
             block, proposal.hash, [t.id for t in art.txs], [t.payload.type for t in art.txs],
             ex.results, ex.records, ex.new_config))
         self.last_hash = proposal.hash
+        self.last_header = block.header
+        self.last_certificate = block.certificate.encode()
         self.last_timestamp_ms = block.header.timestamp_ms
+        self.cert_config = self.config
         if ex.new_config is not None:
             self.config, self.config_height = ex.new_config, block.header.height
             self.membership = Membership(self.config, self.suite)

@@ -13,8 +13,9 @@ block wins the height.
 from __future__ import annotations
 
 from consortia.consensus.support import PreparedBlock
-from consortia.ledger.certify import validator_key
+from consortia.ledger.certify import validator_key, verify_certificate
 from consortia.ledger.hashing import tx_id
+from consortia.ledger.rules import check_last_commit
 from consortia.ledger.verify import load_block
 from consortia.node.chain import Chain
 from consortia.node.support import NodeSupport
@@ -79,6 +80,7 @@ class ReplicaNodeSupport(NodeSupport):
                                f"{self.chain.next_height()}")
         if header.prev_hash != self.chain.last_hash:
             raise InvalidBlock("proposed block does not follow the last committed block")
+        self._check_last_commit(header)
         txs: list[Tx] = []
         seen: set[bytes] = set()
         for i, raw in enumerate(envelopes):
@@ -93,11 +95,25 @@ class ReplicaNodeSupport(NodeSupport):
             txs.append(tx)
         if self.chain.store.known_txids(seen):
             raise InvalidBlock("the proposed block replays committed transactions")
-        prepared = self.chain.prepare(txs, header.timestamp_ms, header.proposer)
+        prepared = self.chain.prepare(txs, header.timestamp_ms, header.proposer,
+                                      header.last_commit)
         if prepared.header_bytes != header_bytes:
             raise InvalidBlock("the proposed block does not match its re-execution "
                                "(roots, configuration or time differ)")
         return prepared
+
+    def _check_last_commit(self, header: Header) -> None:
+        """The previous block's certificate the proposal carries must finalize the block
+        this node committed there, under that block's configuration: it becomes the
+        certificate every ledger stores for it."""
+        try:
+            cert = check_last_commit(header)
+            if cert is not None:
+                chain = self.chain
+                verify_certificate(chain.suite, chain.cert_config, chain.last_header,
+                                   chain.last_hash, cert)
+        except ConsortiaError as exc:
+            raise InvalidBlock(f"proposed block's last commit: {exc.message}") from exc
 
     def _known(self, raw: bytes) -> Tx | None:
         """The pool's copy of a transaction, verified when it was gossiped to this node."""

@@ -26,6 +26,11 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def _votes(cert: Certificate | None) -> dict[str, Any] | None:
+    return None if cert is None else {"round": cert.round,
+                                      "votes": [v.validator_id for v in cert.votes]}
+
+
 def block_view(blk: StoredBlock, txs: list[StoredTx] | None = None) -> dict[str, Any]:
     h = Header.decode(blk.header)
     cert = Certificate.decode(blk.certificate)
@@ -35,7 +40,8 @@ def block_view(blk: StoredBlock, txs: list[StoredTx] | None = None) -> dict[str,
         "tx_count": h.tx_count, "timestamp_ms": h.timestamp_ms, "proposer": h.proposer,
         "config_height": h.config_height, "config_hash": h.config_hash.hex(),
         "is_config": h.is_config,
-        "certificate": {"round": cert.round, "votes": [v.validator_id for v in cert.votes]},
+        "certificate": _votes(cert),
+        "last_commit": _votes(h.last_certificate()),
     }
     if txs is not None:
         out["transactions"] = [{"tx_id": t.txid.hex(), "type": t.type.name.lower(),

@@ -2,8 +2,9 @@
 
 Wire layout (docs/spec/blocks.md)::
 
-    Header      = [version=1, chain_id, height, prev_hash, tx_root, results_root,
-                   tx_count, timestamp_ms, proposer, config_height, config_hash]
+    Header      = [version=2, chain_id, height, prev_hash, tx_root, results_root,
+                   tx_count, timestamp_ms, proposer, config_height, config_hash,
+                   last_commit]
     Vote        = [validator_id, signature]
     Certificate = [height, round, block_hash, [Vote...]]
     Block       = [header: bin, certificate: bin, [envelope: bin ...]]
@@ -24,8 +25,11 @@ from consortia.types.errors import Malformed
 Height = NewType("Height", int)
 BlockHash = NewType("BlockHash", bytes)
 
-HEADER_VERSION = 1
+HEADER_VERSION = 2
 MAX_VOTES = 256
+MAX_CERTIFICATE = 64 * 1024
+MAX_HEADER = MAX_CERTIFICATE + 4096
+"""A header holds the previous block's certificate besides its fixed-size fields."""
 MAX_BLOCK_TXS = 100_000
 
 
@@ -48,6 +52,12 @@ class Header:
     config_hash: bytes
     """Hash of that configuration's canonical bytes: a verifier that rebuilt a different
     configuration (say, by skipping a configuration block) finds out here."""
+    last_commit: bytes = b""
+    """Canonical bytes of the commit certificate of block ``height - 1`` that the proposer
+    committed (empty for blocks 0 and 1). Validators gather different quorums of votes for
+    the same block; once the next block commits, this copy — agreed on with that block —
+    replaces each validator's own, so every ledger holds the same bytes at every height
+    below the newest (as CometBFT's LastCommit does)."""
 
     @property
     def is_config(self) -> bool:
@@ -56,13 +66,19 @@ class Header:
     def encode(self) -> bytes:
         return encode([HEADER_VERSION, self.chain_id, self.height, self.prev_hash, self.tx_root,
                        self.results_root, self.tx_count, self.timestamp_ms, self.proposer,
-                       self.config_height, self.config_hash])
+                       self.config_height, self.config_hash, self.last_commit])
+
+    def last_certificate(self) -> Certificate | None:
+        """The certificate of the previous block this header carries, if any."""
+        return Certificate.decode(self.last_commit) if self.last_commit else None
 
     @staticmethod
     def decode(data: bytes) -> Header:
-        r = Reader(decode(data, what="header"), "header", length=11)
-        if r.int_("version") != HEADER_VERSION:
-            raise Malformed("header.version: unsupported")
+        r = Reader(decode(data, what="header"), "header", length=12)
+        version = r.int_("version")
+        if version != HEADER_VERSION:
+            raise Malformed(f"header.version: {version} is not supported (this build reads "
+                            f"version {HEADER_VERSION}; re-create chains made by older builds)")
         return Header(
             chain_id=r.str_("chain_id", max_len=64, min_len=1),
             height=r.int_("height"),
@@ -74,7 +90,16 @@ class Header:
             proposer=r.str_("proposer", max_len=64),
             config_height=r.int_("config_height"),
             config_hash=r.bytes_("config_hash", max_len=64, min_len=32),
+            last_commit=_canonical_certificate(r.bytes_("last_commit", max_len=MAX_CERTIFICATE)),
         )
+
+
+def _canonical_certificate(data: bytes) -> bytes:
+    """``data`` if empty or a certificate in canonical encoding (``decode`` refuses any
+    other): the ledger stores these bytes as the previous block's certificate."""
+    if data:
+        Certificate.decode(data)
+    return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +154,8 @@ class Block:
     @staticmethod
     def decode(data: bytes) -> Block:
         r = Reader(decode(data, what="block"), "block", length=3)
-        header_bytes = r.bytes_("header", max_len=4096, min_len=1)
-        cert = Certificate.decode(r.bytes_("certificate", max_len=64 * 1024, min_len=1))
+        header_bytes = r.bytes_("header", max_len=MAX_HEADER, min_len=1)
+        cert = Certificate.decode(r.bytes_("certificate", max_len=MAX_CERTIFICATE, min_len=1))
         items = r.list_("transactions", max_len=MAX_BLOCK_TXS)
         if not all(isinstance(x, bytes) for x in items):
             raise Malformed("block.transactions: expected byte strings")

@@ -26,15 +26,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from consortia.types.block import MAX_BLOCK_TXS, MAX_VOTES, Certificate, Vote, vote_message
+from consortia.types.block import (
+    MAX_BLOCK_TXS,
+    MAX_CERTIFICATE,
+    MAX_HEADER,
+    MAX_VOTES,
+    Certificate,
+    Vote,
+    vote_message,
+)
 from consortia.types.codec import Reader, decode, encode
 from consortia.types.errors import Malformed
 
 MAX_INT = 2**63 - 1
-MAX_HEADER = 4096
 MAX_SIGNATURE = 132
 MAX_ID = 64
-MAX_CERT = 64 * 1024
+MAX_CERT = MAX_CERTIFICATE
 DIGEST_MIN, DIGEST_MAX = 32, 64
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from consortia.types.block import MAX_BLOCK_TXS, Certificate
+from consortia.types.block import MAX_BLOCK_TXS, MAX_HEADER, Certificate
 from consortia.types.codec import Reader, decode, encode
 from consortia.types.errors import Malformed
 from consortia.types.tx import MAX_ENVELOPE_BYTES
@@ -199,7 +199,7 @@ def entry_from_fields(item: Any, what: str) -> Entry:
         return Noop(term)
     height = r.int_("height", lo=1)
     block_hash = r.bytes_("block_hash", max_len=64, min_len=32)
-    header = r.bytes_("header", max_len=4096, min_len=1)
+    header = r.bytes_("header", max_len=MAX_HEADER, min_len=1)
     envs = r.list_("envelopes", max_len=MAX_BLOCK_TXS)
     for i, env in enumerate(envs):
         if not isinstance(env, bytes) or not 0 < len(env) <= MAX_ENVELOPE_BYTES:
