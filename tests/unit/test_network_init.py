@@ -294,7 +294,7 @@ def test_up_stops_every_child(tmp_path: Path) -> None:
     children = [main._Child(node, subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(120)"]), None) for node in net.nodes()]
     try:
-        main._stop_all(children)
+        assert main._stop_all(children, net.root) == 0
     finally:
         for s, handler in saved.items():
             signal.signal(s, handler)

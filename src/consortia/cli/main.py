@@ -16,7 +16,7 @@ import typer
 from rich.panel import Panel
 
 from consortia import __version__
-from consortia.cli import chain, identity, network, node, notary
+from consortia.cli import background, chain, identity, network, node, notary
 from consortia.cli.context import console, err_console, fail, guard, network_dir, print_json
 from consortia.sdk import InvalidProof, LocalNetwork, init_network, load_genesis, verify_proof
 from consortia.sdk.network import NetworkNode
@@ -143,8 +143,10 @@ def _wait_healthy(children: list[_Child], timeout: float) -> str | None:
     return None
 
 
-def _stop_all(children: list[_Child]) -> None:
-    """SIGTERM every node still running, then wait for them (killing laggards)."""
+def _stop_all(children: list[_Child], root: Path) -> int:
+    """SIGTERM every node still running, then wait for them (killing laggards); then stop
+    the network's nodes that run in the background (``network validator add`` starts them
+    so, also while ``up`` runs). The number of background nodes stopped."""
     # A second Ctrl-C (or a supervisor's repeated SIGTERM) must not abandon the children.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
@@ -158,6 +160,11 @@ def _stop_all(children: list[_Child]) -> None:
         except subprocess.TimeoutExpired:
             c.proc.kill()
             c.proc.wait()
+    try:
+        nodes = LocalNetwork.open(root).nodes()  # again: validators may have been added
+    except (ConsortiaError, OSError, ValueError):
+        return 0
+    return sum(background.stop(n) is not None for n in nodes)
 
 
 def _supervise(children: list[_Child]) -> int:
@@ -255,18 +262,27 @@ def up(net: NetworkOpt = None,
     children: list[_Child] = []
     try:
         for node in nodes:
+            pid = background.running(node)
+            if pid is not None:
+                err_console.print(f"[yellow]note:[/] node {node.id} already runs in the "
+                                  f"background (pid {pid}, started by `consortia network "
+                                  "validator add`); it stops with the others")
+                continue
             log = None if len(nodes) == 1 else node.config.parent / "node.log"
             children.append(_start(node, log))
+        if not children:
+            fail("every node of the network already runs in the background; stop them "
+                 "first (kill the pid in nodes/<id>/node.pid)")
         problem = _wait_healthy(children, 60 + 5 * (len(children) - 1))
         if problem is not None:
-            _stop_all(children)
+            _stop_all(children, root)
             fail(problem)
         console.print(_panel(netw, root))
         code = _supervise(children)
+        _stop_all(children, root)
     except KeyboardInterrupt:
-        _stop_all(children)
-        console.print("node stopped" if len(children) == 1
-                      else f"all {len(children)} nodes stopped")
+        stopped = len(children) + _stop_all(children, root)
+        console.print("node stopped" if stopped == 1 else f"all {stopped} nodes stopped")
         return
     sys.exit(code)
 

@@ -1,4 +1,4 @@
-"""``consortia network``: create a local network."""
+"""``consortia network``: create a local network; change its validators (``validator``)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from consortia.cli import validator
 from consortia.cli.context import console, fail, guard, network_dir
 from consortia.sdk import LocalNetwork, init_network
 from consortia.types.config import BlockLimits, ConsensusKind, Profile
 from consortia.types.errors import ConsortiaError
 
 app = typer.Typer(help="Create and inspect local networks.", no_args_is_help=True)
+app.add_typer(validator.app, name="validator")
 
 AVAILABLE_PROFILES = (Profile.ANT,)
 
