@@ -172,6 +172,13 @@ def test_add_list_and_remove_a_validator_of_a_running_raft_network(up: Up) -> No
     assert "validator3 is no longer a validator" in out and f"stopped its node (pid {pid})" in out
     wait_until(lambda: not _pid_alive(pid), 15, "validator3's node to exit")
     assert not (root / "nodes/validator3/node.pid").exists()
+    # network.json marks it retired: `up` and `chain info` leave it out; its id is spent.
+    entry = next(n for n in json.loads((root / "network.json").read_text())["nodes"]
+                 if n["id"] == "validator3")
+    assert entry["retired"] is True
+    info = json.loads(ok(cli("chain", "info", "--json"), up))
+    assert [row["id"] for row in info] == ids
+    refused(cli("network", "validator", "add", "validator3"), "has run before")
     listed = json.loads(ok(cli("network", "validator", "list", "--json"), up))
     assert [v["id"] for v in listed["validators"]] == ids and listed["sequence"] == 2
     refused(cli("network", "validator", "remove", "validator3"),

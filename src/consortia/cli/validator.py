@@ -30,10 +30,9 @@ from consortia.cli import background
 from consortia.cli.context import console, err_console, fail, guard, network_dir, print_json
 from consortia.sdk import LocalNetwork, NodeClient
 from consortia.sdk.network import NetworkNode
-from consortia.sdk.tx import SignedTx, validator_update
+from consortia.sdk.tx import SignedTx
 from consortia.types.config import ConsensusKind
 from consortia.types.errors import ConfigError, ConsortiaError
-from consortia.types.tx import ValidatorUpdate
 
 app = typer.Typer(help="Add, remove and list the validators of a raft or pbft network.",
                   no_args_is_help=True)
@@ -171,8 +170,9 @@ def _bindable(host: str, port: int) -> bool:
 
 def _ports(netw: LocalNetwork, host: str, api_port: int | None,
            p2p_port: int | None) -> tuple[int, int]:
-    """The requested ports, checked; by default the next free ones after the nodes'."""
-    nodes = netw.nodes()
+    """The requested ports, checked; by default the next free ones after the nodes' (also
+    retired nodes': one may still run outside the CLI's control)."""
+    nodes = netw.nodes(retired=True)
     api = [_port_of(n.api) for n in nodes]
     p2p = [_port_of(n.p2p) for n in nodes if n.p2p]
     taken = set(api) | set(p2p)
@@ -201,22 +201,6 @@ def _ports(netw: LocalNetwork, host: str, api_port: int | None,
     return chosen[0], chosen[1]
 
 
-def _resubmit(netw: LocalNetwork, node: NetworkNode, sequence: int) -> SignedTx:
-    """The add transaction of a node whose directory exists (an earlier add was refused or
-    never reached the chain), signed like ``LocalNetwork.add_validator``: the node's org
-    admin first, then the admins of the next organizations up to a majority."""
-    if (node.config.parent / "data").exists():
-        fail(f"{node.id} has run before (its ledger is in {node.config.parent / 'data'}): it "
-             "was a validator and has been removed; add a validator under a new id instead")
-    if node.p2p is None:
-        fail(f"{node.id} has no p2p address in {netw.root / 'network.json'}")
-    ident = netw.identity(f"{node.org}/{node.id}")
-    orgs = [node.org] + [o for o in netw.doc["orgs"] if o != node.org]
-    admins = [netw.identity(f"{o}/admin") for o in orgs[: len(orgs) // 2 + 1]]
-    update = ValidatorUpdate("add", node.id, node.org, ident.cert_der, node.p2p, sequence)
-    return validator_update(admins, netw.chain_id, update)
-
-
 @app.command("add")
 def add(node_id: Annotated[str, typer.Argument(help="id of the new validator, e.g. validator4")],
         org: Annotated[str | None, typer.Option(
@@ -240,7 +224,7 @@ def add(node_id: Annotated[str, typer.Argument(help="id of the new validator, e.
         fail(f"invalid validator id {node_id!r}: 1 to 64 letters, digits, '_', '.', '-', "
              "starting with a letter or digit")
     view = _survey(netw)
-    known = {n.id: n for n in netw.nodes()}
+    known = {n.id: n for n in netw.nodes(retired=True)}  # retired ids are spent
     if view.is_validator(node_id):
         idle = node_id in known and node_id not in view.heights
         guard(ConfigError(f"{node_id} is a validator already (validators in force: "
@@ -260,7 +244,7 @@ def add(node_id: Annotated[str, typer.Argument(help="id of the new validator, e.
                     p2p_port is not None and p2p_port != _port_of(node.p2p or ":0")):
                 fail(f"{node_id} already exists in {netw.root} with API {node.api} and p2p "
                      f"{node.p2p}")
-            tx = _resubmit(netw, node, seq)
+            tx = netw.add_validator(node_id, node.org, sequence=seq, api_port=0, p2p_port=0)
         else:
             orgs = list(netw.doc["orgs"])
             org = org or orgs[len(known) % len(orgs)]
@@ -371,8 +355,9 @@ def remove(node_id: Annotated[str, typer.Argument(help="id of the validator to r
     except (ConsortiaError, OSError) as exc:
         guard(exc)
     r = _commit(view, tx, timeout, avoid=node_id)
+    netw.retire(node_id)
     console.print(f"[green]{node_id}[/] is no longer a validator from block {r['height']} "
-                  f"(transaction {tx.id_hex[:16]}…)")
+                  f"(transaction {tx.id_hex[:16]}…); network.json marks it retired")
     pid = background.stop(node)
     if pid is not None:
         console.print(f"stopped its node (pid {pid})")

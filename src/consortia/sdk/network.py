@@ -105,13 +105,14 @@ class LocalNetwork:
         """The consensus of the genesis configuration (``solo`` when not recorded)."""
         return ConsensusKind(str(self.doc.get("consensus", ConsensusKind.SOLO)))
 
-    def nodes(self) -> list[NetworkNode]:
-        """Every node, in order (``validator0`` first)."""
-        return [self._node(n) for n in self.doc["nodes"]]
+    def nodes(self, *, retired: bool = False) -> list[NetworkNode]:
+        """Every node, in order (``validator0`` first); with ``retired``, also the nodes of
+        validators a configuration change removed (``retire``), which nothing starts."""
+        return [self._node(n) for n in self.doc["nodes"] if retired or not n.get("retired")]
 
     def node(self, node_id: str | None = None) -> NetworkNode:
         """The node named ``node_id``, or the first one."""
-        nodes = self.nodes()
+        nodes = self.nodes(retired=node_id is not None)
         if node_id is None:
             return nodes[0]
         for n in nodes:
@@ -194,12 +195,16 @@ class LocalNetwork:
         ``sequence`` is the configuration sequence in force (``chain info``). Start the
         node once the transaction is submitted: it catches up and joins consensus when
         its ledger reaches the configuration block."""
-        if any(n.id == node_id for n in self.nodes()):
-            raise ConfigError(f"node {node_id!r} already exists in this network")
-        ident = self.new_identity(org_id, node_id, Role.VALIDATOR)
         peers = {n.id: n.p2p for n in self.nodes() if n.p2p is not None}
         if not peers:
             raise ConfigError("only raft and pbft networks take more validators")
+        if org_id not in self.doc["orgs"]:
+            raise ConfigError(f"no organization {org_id!r} in this network (organizations: "
+                              f"{', '.join(self.doc['orgs'])})")
+        existing = next((n for n in self.nodes(retired=True) if n.id == node_id), None)
+        if existing is not None:
+            return self._readd(existing, org_id, sequence)
+        ident = self.new_identity(org_id, node_id, Role.VALIDATOR)
         self.doc["nodes"].append(_write_node(self.root, node_id, org_id, host, api_port,
                                              p2p_port, peers))
         _write_doc(self.root, self.doc)
@@ -207,12 +212,39 @@ class LocalNetwork:
                                  sequence)
         return validator_update(self._admins(org_id), self.chain_id, update)
 
+    def _readd(self, node: NetworkNode, org_id: str, sequence: int) -> SignedTx:
+        """The add transaction again for a node prepared by an earlier ``add_validator``
+        whose change never committed (refused, lost, stale sequence). A node that has run
+        was a validator: its id is spent (its ledger and votes exist), so it is refused."""
+        if node.org != org_id:
+            raise ConfigError(f"node {node.id!r} already exists in this network, of {node.org}")
+        if (node.config.parent / "data").exists() or self._entry(node.id).get("retired"):
+            raise ConfigError(f"node {node.id!r} has run before (it was a validator); add a "
+                              "validator under a new id")
+        assert node.p2p is not None
+        ident = self.identity(f"{node.org}/{node.id}")
+        update = ValidatorUpdate("add", node.id, node.org, ident.cert_der, node.p2p, sequence)
+        return validator_update(self._admins(node.org), self.chain_id, update)
+
     def remove_validator(self, node_id: str, *, sequence: int) -> SignedTx:
         """The configuration transaction that removes ``node_id`` from the validators,
-        approved by the admins of a majority of organizations (the node's own first)."""
+        approved by the admins of a majority of organizations (the node's own first).
+        Once it has committed, ``retire`` the node so that nothing starts it again."""
         node = self.node(node_id)
         update = ValidatorUpdate("remove", node_id, node.org, b"", "", sequence)
         return validator_update(self._admins(node.org), self.chain_id, update)
+
+    def retire(self, node_id: str) -> None:
+        """Record in network.json that ``node_id`` is no longer a validator: ``nodes()``
+        (and so ``consortia up`` and ``chain info``) leaves it out; its directory stays."""
+        self._entry(node_id)["retired"] = True
+        _write_doc(self.root, self.doc)
+
+    def _entry(self, node_id: str) -> dict[str, Any]:
+        for entry in self.doc["nodes"]:
+            if entry["id"] == node_id:
+                return entry  # type: ignore[no-any-return]
+        raise ConfigError(f"no node {node_id!r} in this network")
 
 
 @dataclass(frozen=True)
