@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 import statistics
 import time
@@ -15,10 +16,29 @@ import msgpack
 from consortia.sdk import LocalNetwork, notary, sign
 
 
-def free_port() -> int:
+def free_port_block(count: int) -> int:
+    """The first of ``count`` consecutive free ports on 127.0.0.1 below the ephemeral range
+    (20000-32000): a port the kernel hands out to an outgoing connection meanwhile cannot
+    take a node's listening port (networks number their nodes' ports base + i)."""
+    rng = random.Random()
+    for _ in range(1000):
+        base = rng.randrange(20_000, 32_000 - count)
+        if all(_bindable(base + i) for i in range(count)):
+            return base
+    raise RuntimeError("no free block of ports on 127.0.0.1")
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    return free_port_block(1)
 
 
 def pct(values: list[float], p: float) -> float:

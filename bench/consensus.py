@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import (
     batches,
     cpu_seconds,
-    free_port,
+    free_port_block,
     paced,
     peak_rss_mb,
     presign,
@@ -43,9 +43,9 @@ SIZES = {"solo": 1, "raft": 3, "pbft": 4}
 def run(protocol: str, txs: int, batch: int, clients: int) -> dict[str, Any]:
     n = SIZES[protocol]
     root = Path(tempfile.mkdtemp(prefix=f"consortia-bench-{protocol}-"))
-    port = free_port()
+    port = free_port_block(2 * n)
     kw: dict[str, Any] = {} if protocol == "solo" else {
-        "consensus": ConsensusKind(protocol), "validators": n, "p2p_port": port + 1000}
+        "consensus": ConsensusKind(protocol), "validators": n, "p2p_port": port + n}
     net = init_network(root, chain_id=f"bench-{protocol}", orgs=["org1", "org2"], port=port,
                        limits=BlockLimits(max_block_txs=2000, batch_timeout_ms=50), **kw)
     print(f"{protocol}: signing {txs + txs // 3} transactions …", file=sys.stderr)
