@@ -9,12 +9,18 @@
     │   ├── BadSignature                401 bad_signature
     │   ├── WrongChain                  422 wrong_chain
     │   └── StaleTimestamp              422 stale_timestamp
+    ├── SignatureError (API request)    401 missing_header | malformed_authorization |
+    │                                       malformed_header | unsigned_header |
+    │                                       expired_timestamp | unknown_access_key |
+    │                                       bad_signature | disabled_access_key |
+    │                                       body_mismatch | reused_nonce
     ├── Unauthorized (identity)         403 unknown_identity | revoked_identity |
     │                                       expired_identity | wrong_role
     ├── Duplicate                       409 duplicate_transaction
     ├── UnsupportedMediaType            415 unsupported_media_type
     ├── PoolFull                        429 pool_full
-    ├── Unavailable                     503 unavailable (the node cannot commit any more)
+    ├── Unavailable                     503 unavailable (the node cannot commit any more) |
+    │                                       nonce_store_full (control plane)
     ├── NotFound                        404 not_found
     ├── InvalidBlock                    500 invalid_block (a broken chain; never a client fault)
     ├── ChainCorrupted                  500 chain_corrupted
@@ -72,6 +78,17 @@ class WrongChain(InvalidTransaction):
 class StaleTimestamp(InvalidTransaction):
     status = 422
     code = "stale_timestamp"
+
+
+class SignatureError(ConsortiaError):
+    """A signed API request was refused (docs/spec/api-signing.md); ``code`` says why.
+
+    Not a transaction's signature (that is ``BadSignature``): this is the HMAC of an HTTP
+    request made with an access key.
+    """
+
+    status = 401
+    code = "bad_signature"
 
 
 class Unauthorized(ConsortiaError):

@@ -1,0 +1,13 @@
+"""The BaaS control plane: consortia, organizations, members, nodes and the API that drives them.
+
+It sits beside the transaction path, not in it (DESIGN §3): it reaches nodes only through
+provisioners and the nodes' public APIs, and changes a chain only with signed
+configuration transactions. Nothing in the node engine imports it.
+
+Today it holds one brick:
+
+- ``control.auth`` — access keys and signed API requests (verification, nonce store,
+  secrets sealed at rest). Spec: ``docs/spec/api-signing.md``.
+
+Planned: domain, services, persistence (SQLite / PostgreSQL), HTTP API, provisioners.
+"""
