@@ -5,6 +5,10 @@ node processes started from them; both stop every node at teardown (SIGTERM,
 then SIGKILL). A module that defines a ``net`` fixture (its network) gets ``node``
 (one process serving it for the module), ``http``, ``client`` and ``alice`` from here.
 A failing test's report carries the output of every node that was alive for it.
+
+``postgres`` (per session) is a real PostgreSQL server started from Debian's package
+(``postgres.py``); ``pg_url`` (per test) is a fresh empty database on it. Without the
+binaries the tests that use them are skipped, or fail when ``CONSORTIA_REQUIRE_PG`` is set.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import pytest
 
 from consortia.sdk import Identity, LocalNetwork, NodeClient
 from tests.integration.helpers import ACTIVE, NodeFarm, NodeProcess
+from tests.integration.postgres import REQUIRE_ENV, PostgresServer, find_bindir, required
 
 
 @pytest.fixture
@@ -58,6 +63,28 @@ def client(node: NodeProcess) -> Iterator[NodeClient]:
 @pytest.fixture(scope="module")
 def alice(net: LocalNetwork) -> Identity:
     return net.identity("org1/alice")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    bindir = find_bindir()
+    if bindir is None:
+        reason = ("PostgreSQL server binaries (initdb, pg_ctl, postgres) not found under "
+                  "/usr/lib/postgresql/*/bin or on PATH: apt-get install -y postgresql")
+        if required():
+            pytest.fail(f"{reason} ({REQUIRE_ENV} is set, so this is a failure)", pytrace=False)
+        pytest.skip(reason)
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> str:
+    return postgres.create_database()
 
 
 @pytest.hookimpl(hookwrapper=True)

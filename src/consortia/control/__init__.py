@@ -4,10 +4,13 @@ It sits beside the transaction path, not in it (DESIGN §3): it reaches nodes on
 provisioners and the nodes' public APIs, and changes a chain only with signed
 configuration transactions. Nothing in the node engine imports it.
 
-Today it holds one brick:
+Today it holds two bricks:
 
 - ``control.auth`` — access keys and signed API requests (verification, nonce store,
   secrets sealed at rest). Spec: ``docs/spec/api-signing.md``.
+- ``control.store`` — persistence: the tables of every control-plane resource, their
+  Alembic migrations, SQLite (default) and PostgreSQL engines, the shared SQL nonce store
+  and Argon2id password hashing. Spec: ``docs/spec/control-data-model.md``.
 
-Planned: domain, services, persistence (SQLite / PostgreSQL), HTTP API, provisioners.
+Planned: domain, services, HTTP API, provisioners.
 """

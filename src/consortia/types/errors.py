@@ -19,7 +19,8 @@
     ├── Duplicate                       409 duplicate_transaction
     ├── UnsupportedMediaType            415 unsupported_media_type
     ├── PoolFull                        429 pool_full
-    ├── Unavailable                     503 unavailable (the node cannot commit any more) |
+    ├── Unavailable                     503 unavailable (the node cannot commit any more; the
+    │                                       control-plane database is unreachable) |
     │                                       nonce_store_full (control plane)
     ├── NotFound                        404 not_found
     ├── InvalidBlock                    500 invalid_block (a broken chain; never a client fault)

@@ -19,7 +19,8 @@ DEFAULT_MAX_ENTRIES = 100_000
 
 
 class NonceStore(Protocol):
-    """Where used nonces live: in memory here, in the control-plane database later."""
+    """Where used nonces live: in memory (``MemoryNonceStore``) or in the control-plane
+    database (``consortia.control.store.SqlNonceStore``)."""
 
     def claim(self, access_key_id: str, nonce: str, *, expires_at: float, now: float) -> bool:
         """Record ``nonce`` as used by ``access_key_id`` until ``expires_at`` (inclusive).
@@ -38,7 +39,7 @@ class MemoryNonceStore:
     so when ``max_entries`` live entries are held a new claim raises ``Unavailable`` with
     code ``nonce_store_full`` (HTTP 503). Expired entries are dropped on every claim, in
     O(log n) each, from a heap ordered by expiry. Suits one control-plane process; several
-    processes behind a load balancer need the shared (SQL) store.
+    processes behind a load balancer need the shared ``control.store.SqlNonceStore``.
     """
 
     def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
