@@ -22,7 +22,9 @@ SPEC = ROOT / "docs/spec/api-signing.md"
 _RUNNER = """
 import { signRequest, canonicalQuery, formatTimestamp } from %s;
 const inputs = JSON.parse(await new Promise((ok) => {
-  let text = ""; process.stdin.on("data", (d) => text += d); process.stdin.on("end", () => ok(text));
+  let text = "";
+  process.stdin.on("data", (d) => text += d);
+  process.stdin.on("end", () => ok(text));
 }));
 const out = [];
 for (const v of inputs) out.push(await signRequest(v));
