@@ -4,10 +4,14 @@ It sits beside the transaction path, not in it (DESIGN §3): it reaches nodes on
 provisioners and the nodes' public APIs, and changes a chain only with signed
 configuration transactions. Nothing in the node engine imports it.
 
-Today it holds one brick:
+Today it holds two bricks, independent of each other:
 
 - ``control.auth`` — access keys and signed API requests (verification, nonce store,
   secrets sealed at rest). Spec: ``docs/spec/api-signing.md``.
+- ``control.provision`` — provisioners: the ``Provisioner`` protocol and node statuses,
+  and the ``local`` provisioner that supervises node processes on this machine. Spec:
+  ``docs/spec/provisioning.md``.
 
-Planned: domain, services, persistence (SQLite / PostgreSQL), HTTP API, provisioners.
+Planned: domain, services, persistence (SQLite / PostgreSQL), HTTP API, the
+``kubernetes`` provisioner.
 """
