@@ -23,6 +23,8 @@
     │                                       control-plane database is unreachable) |
     │                                       nonce_store_full (control plane)
     ├── NotFound                        404 not_found
+    ├── Conflict                        409 conflict (control plane: the resource is in
+    │                                       a state that forbids the request)
     ├── InvalidBlock                    500 invalid_block (a broken chain; never a client fault)
     ├── ChainCorrupted                  500 chain_corrupted
     ├── InvalidProof                    422 invalid_proof
@@ -122,6 +124,14 @@ class PoolFull(ConsortiaError):
 class NotFound(ConsortiaError):
     status = 404
     code = "not_found"
+
+
+class Conflict(ConsortiaError):
+    """The request contradicts the resource's current state (a deleted node, an id that
+    is taken by something else)."""
+
+    status = 409
+    code = "conflict"
 
 
 class InvalidBlock(ConsortiaError):
