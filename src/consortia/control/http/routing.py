@@ -12,13 +12,14 @@ before authentication (401) are not recorded: the tenant is not known.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.routing import BaseRoute
 
 from consortia.control.http.errors import error_code_of
 from consortia.types.errors import ConsortiaError
@@ -30,6 +31,22 @@ log = logging.getLogger("consortia.control.http")
 def audited(action: str) -> dict[str, Any]:
     """``openapi_extra`` of a mutating operation: its audit action, ``<resource>.<verb>``."""
     return {ACTION_KEY: action}
+
+
+def api_routes(app: FastAPI) -> list[APIRoute]:
+    """Every operation route of ``app``, including those of included routers."""
+    found: list[APIRoute] = []
+
+    def walk(routes: Iterable[BaseRoute]) -> None:
+        for route in routes:
+            if isinstance(route, APIRoute):
+                found.append(route)
+            inner = getattr(route, "original_router", None)  # FastAPI's included routers
+            if inner is not None:
+                walk(inner.routes)
+
+    walk(app.routes)
+    return found
 
 
 def action_of(route: APIRoute) -> str | None:
