@@ -175,17 +175,23 @@ const base = %(base)s;
 const auth = { mode: "key", accessKeyId: %(key_id)s, secret: %(secret)s };
 const host = new URL(base).host;
 const spec = await (await fetch(base + "/openapi.json")).json();
-const ops = Object.fromEntries(listOperations(spec).flatMap((g) => g.operations).map((o) => [o.id, o]));
+const all = listOperations(spec).flatMap((g) => g.operations);
+const ops = Object.fromEntries(all.map((o) => [o.id, o]));
 const out = {};
 out.tags = listOperations(spec).map((g) => g.tag);
 out.example = exampleFor(spec, ops.create_user.bodySchema);
 out.me = await send({ baseUrl: base, host, op: ops.get_tenant, auth });
 const body = JSON.stringify({ username: "js-user", role: "viewer" });
 out.created = await send({ baseUrl: base, host, op: ops.create_user, body, auth });
-out.got = await send({ baseUrl: base, host, op: ops.get_user, values: { user_id: out.created.json.id }, auth });
-out.listed = await send({ baseUrl: base, host, op: ops.list_users, values: { role: "viewer", limit: "5" }, auth });
-out.wrong = await send({ baseUrl: base, host, op: ops.get_tenant, auth: { ...auth, secret: "nope" } });
-out.login = await send({ baseUrl: base, host, op: ops.create_session, body: JSON.stringify({ tenant: "acme", username: "acme-owner", password: %(password)s }) });
+out.got = await send({ baseUrl: base, host, op: ops.get_user,
+                       values: { user_id: out.created.json.id }, auth });
+out.listed = await send({ baseUrl: base, host, op: ops.list_users,
+                          values: { role: "viewer", limit: "5" }, auth });
+out.wrong = await send({ baseUrl: base, host, op: ops.get_tenant,
+                         auth: { ...auth, secret: "nope" } });
+const login = { tenant: "acme", username: "acme-owner", password: %(password)s };
+out.login = await send({ baseUrl: base, host, op: ops.create_session,
+                         body: JSON.stringify(login) });
 console.log(JSON.stringify(out));
 """
 

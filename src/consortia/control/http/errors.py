@@ -2,10 +2,11 @@
 
 Every error the project raises on purpose is a ``ConsortiaError`` whose class gives the
 HTTP status and whose ``code`` is the stable contract (``consortia.types.errors``). The
-framework's own refusals are mapped here too: request validation → 422
-``validation_failed`` (with ``details``), an unknown path → 404 ``not_found``, a wrong
-method → 405 ``method_not_allowed``, a body over the limit → 413 ``too_large``; anything
-unexpected → 500 ``internal``, logged with its request id and never detailed to the caller.
+framework's own refusals are mapped here too: request validation, and a body that cannot
+even be parsed → 422 ``validation_failed`` (with ``details``), an unknown path → 404
+``not_found``, a wrong method → 405 ``method_not_allowed``, a body over the limit → 413
+``too_large``; anything unexpected → 500 ``internal``, logged with its request id and never
+detailed to the caller.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ log = logging.getLogger("consortia.control.http")
 AUTH_CHALLENGE = 'CONSORTIA-HMAC-SHA256, Cookie realm="consortia-console"'
 
 _HTTP_CODES = {
-    400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
+    401: "unauthenticated", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 406: "not_acceptable", 413: "too_large",
     415: "unsupported_media_type",
 }
@@ -74,6 +75,8 @@ def error_code_of(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, RequestValidationError):
         return 422, "validation_failed"
     if isinstance(exc, StarletteHTTPException):
+        if exc.status_code == 400:  # FastAPI: a body it could not parse (bad encoding …)
+            return 422, "validation_failed"
         return exc.status_code, _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     return 500, "internal"
 
@@ -111,6 +114,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status, code = error_code_of(exc)
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    if exc.status_code == 400:
+        message = f"body: {message}"
     if status == 404 and code == "not_found" and message == "Not Found":
         message = f"no such path {request.url.path}"
     return error_response(request, status, code, message, headers=dict(exc.headers or {}))
@@ -138,7 +143,14 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
               "cookie-authenticated change without its CSRF token (csrf_failed)."),
         (404, "No such resource in the caller's tenant (not_found)."),
         (422, "The request's values are refused (validation_failed and others)."),
+        (413, "The body is larger than the server accepts (too_large)."),
         (429, "Rate limited (rate_limited); retry after the Retry-After seconds."),
     )
 }
-"""Added to every authenticated operation's OpenAPI responses."""
+"""Added to every operation's OpenAPI responses."""
+
+CONFLICT_RESPONSE: dict[int | str, dict[str, Any]] = {409: {
+    "model": ErrorResponse,
+    "description": "Conflicts with the current state (conflict, last_owner, key_limit) or "
+                   "a reused client_token with other parameters (idempotency_conflict)."}}
+"""Added to the operations that can conflict."""

@@ -6,6 +6,7 @@ from fastapi import Depends, Query, Response
 
 from consortia.control.http import schemas
 from consortia.control.http.deps import Principal, control, principal, require
+from consortia.control.http.errors import CONFLICT_RESPONSE
 from consortia.control.http.routes.common import (
     DEFAULT_LIMIT,
     AccessKeyId,
@@ -24,7 +25,8 @@ operator = require(UserRole.OPERATOR)
 
 @api.post("/access-keys", response_model=schemas.AccessKeyCreated, status_code=201,
           summary="Create an access key (the secret is shown once)",
-          operation_id="create_access_key", openapi_extra=audited("access_key.create"))
+          operation_id="create_access_key",
+          responses=CONFLICT_RESPONSE, openapi_extra=audited("access_key.create"))
 def create_access_key(body: schemas.AccessKeyCreate, p: Principal = Depends(operator),
                       ctl: Control = Depends(control)) -> schemas.AccessKeyCreated:
     """A new key for the caller, or (admins, owners) for another user of the tenant. The

@@ -6,6 +6,7 @@ from fastapi import Depends, Query, Response
 
 from consortia.control.http import schemas
 from consortia.control.http.deps import Principal, control, require
+from consortia.control.http.errors import CONFLICT_RESPONSE
 from consortia.control.http.routes.common import (
     DEFAULT_LIMIT,
     Limit,
@@ -35,7 +36,8 @@ def list_users(p: Principal = Depends(admin), ctl: Control = Depends(control),
 
 
 @api.post("/users", response_model=schemas.User, status_code=201, summary="Create a user",
-          operation_id="create_user", openapi_extra=audited("user.create"))
+          operation_id="create_user",
+          responses=CONFLICT_RESPONSE, openapi_extra=audited("user.create"))
 def create_user(body: schemas.UserCreate, p: Principal = Depends(admin),
                 ctl: Control = Depends(control)) -> schemas.User:
     """A new user of the tenant. Only an owner may create an owner. With a password the
@@ -55,7 +57,8 @@ def get_user(user_id: UserId, p: Principal = Depends(admin),
 
 @api.patch("/users/{user_id}", response_model=schemas.User,
            summary="Change a user's role, status, email or password",
-           operation_id="update_user", openapi_extra=audited("user.update"))
+           operation_id="update_user",
+          responses=CONFLICT_RESPONSE, openapi_extra=audited("user.update"))
 def update_user(user_id: UserId, body: schemas.UserUpdate, p: Principal = Depends(admin),
                 ctl: Control = Depends(control)) -> schemas.User:
     """Disabling a user or setting their password ends their console sessions; the
@@ -66,7 +69,7 @@ def update_user(user_id: UserId, body: schemas.UserUpdate, p: Principal = Depend
 
 
 @api.delete("/users/{user_id}", status_code=204, response_class=Response,
-            summary="Delete a user", operation_id="delete_user",
+            summary="Delete a user", operation_id="delete_user", responses=CONFLICT_RESPONSE,
             openapi_extra=audited("user.delete"))
 def delete_user(user_id: UserId, p: Principal = Depends(admin),
                 ctl: Control = Depends(control)) -> Response:
