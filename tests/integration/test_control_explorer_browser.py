@@ -108,7 +108,7 @@ def browser() -> Iterator[Callable[[str], Page]]:
 
         def open_page(url: str) -> Page:
             ws = stack.enter_context(connect(targets[0]["webSocketDebuggerUrl"],
-                                             max_size=None))
+                                             max_size=None, close_timeout=1))
             page = Page(ws)
             page.call("Page.enable")
             page.call("Page.navigate", url=url)
@@ -116,9 +116,9 @@ def browser() -> Iterator[Callable[[str], Page]]:
 
         yield open_page
     finally:
-        stack.close()
         proc.kill()
         proc.wait(timeout=10)
+        stack.close()
         shutil.rmtree(profile, ignore_errors=True)
 
 
