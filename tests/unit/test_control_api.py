@@ -74,6 +74,7 @@ def test_explorer_page_and_its_modules_are_served(world: ControlWorld) -> None:
             assert r.status_code == 200, name
             assert "javascript" in r.headers["content-type"], name
             assert "https://" not in r.text, name
+            assert r.headers["content-security-policy"] == csp, name
         assert 'from "./signing.js"' in c.get("/static/explorer-core.js").text
         assert c.get("/static/explorer.css").status_code == 200
         assert c.get("/", follow_redirects=False).headers["location"] == "/explorer"

@@ -19,14 +19,18 @@ exception handlers (``errors.py``), the routers (``routes/``), whose routes are
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+from starlette.types import Scope
 
 from consortia import __version__
 from consortia.control.http import errors
@@ -43,6 +47,20 @@ STATIC_DIR = Path(__file__).with_name("static")
 EXPLORER_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; "
                 "connect-src 'self'; img-src 'self' data:; base-uri 'none'; "
                 "form-action 'none'; frame-ancestors 'none'")
+
+PAGE_HEADERS = {"content-security-policy": EXPLORER_CSP, "referrer-policy": "no-referrer",
+                "x-frame-options": "DENY"}
+
+
+class _StaticFiles(StaticFiles):
+    """The explorer's files, with the page's security headers on each of them."""
+
+    def file_response(self, full_path: PathLike[str] | str, stat_result: os.stat_result,
+                      scope: Scope, status_code: int = 200) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers.update(PAGE_HEADERS)
+        return response
+
 
 TAGS: list[dict[str, Any]] = [
     {"name": "tenant", "description": "Who the caller is."},
@@ -104,9 +122,7 @@ def create_app(settings: ControlSettings, *, control: Control | None = None) -> 
     @app.get("/explorer", include_in_schema=False)
     def explorer() -> FileResponse:
         return FileResponse(STATIC_DIR / "explorer.html", media_type="text/html",
-                            headers={"content-security-policy": EXPLORER_CSP,
-                                     "referrer-policy": "no-referrer",
-                                     "x-frame-options": "DENY"})
+                            headers=PAGE_HEADERS)
 
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", _StaticFiles(directory=STATIC_DIR), name="static")
     return app
