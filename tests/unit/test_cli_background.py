@@ -16,6 +16,7 @@ from consortia.cli import background, main, validator
 from consortia.sdk import init_network
 from consortia.sdk.network import NetworkNode
 from consortia.types.config import ConsensusKind
+from tests.integration.helpers import free_port_block
 
 
 @pytest.fixture
@@ -88,13 +89,14 @@ def test_up_stops_background_nodes_with_its_own(node: NetworkNode,
 
 
 def test_ports_of_a_new_validator(tmp_path: Path) -> None:
-    # API ports 40100..40102, p2p 40103..40105: the next API port is a p2p port, skipped.
-    net = init_network(tmp_path / "net", consensus=ConsensusKind.RAFT, port=40_100,
-                       p2p_port=40_103)
+    # Ports below the ephemeral range, free now (a fixed port can be taken by a connection
+    # in TIME-WAIT). API ports b..b+2, p2p b+3..b+5: the next API port is a p2p port, skipped.
+    b = free_port_block(10)
+    net = init_network(tmp_path / "net", consensus=ConsensusKind.RAFT, port=b, p2p_port=b + 3)
     host = "127.0.0.1"
-    assert validator._ports(net, host, None, None) == (40_106, 40_107)
-    assert validator._ports(net, host, 40_200, 40_201) == (40_200, 40_201)
-    assert validator._ports(net, host, None, 40_106) == (40_107, 40_106)
-    for api, p2p in ((40_101, None), (None, 40_100), (40_300, 40_300)):
+    assert validator._ports(net, host, None, None) == (b + 6, b + 7)
+    assert validator._ports(net, host, b + 8, b + 9) == (b + 8, b + 9)
+    assert validator._ports(net, host, None, b + 6) == (b + 7, b + 6)
+    for api, p2p in ((b + 1, None), (None, b), (b + 9, b + 9)):
         with pytest.raises(SystemExit):
             validator._ports(net, host, api, p2p)

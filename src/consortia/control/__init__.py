@@ -4,16 +4,23 @@ It sits beside the transaction path, not in it (DESIGN §3): it reaches nodes on
 provisioners and the nodes' public APIs, and changes a chain only with signed
 configuration transactions. Nothing in the node engine imports it.
 
-Today it holds three bricks:
+Layers, top down (import contracts keep the web framework in ``http`` only):
 
+- ``control.http`` — the API service: ``create_app(settings)`` (FastAPI), authentication
+  by signature or console session, roles, rate limits, errors, OpenAPI, the explorer.
+  Spec: ``docs/spec/control-api.md``.
+- ``control.services`` — the rules: tenants, users, access keys, sessions, audit,
+  idempotency, platform init (``init_platform``).
 - ``control.auth`` — access keys and signed API requests (verification, nonce store,
   secrets sealed at rest). Spec: ``docs/spec/api-signing.md``.
 - ``control.store`` — persistence: the tables of every control-plane resource, their
   Alembic migrations, SQLite (default) and PostgreSQL engines, the shared SQL nonce store
   and Argon2id password hashing. Spec: ``docs/spec/control-data-model.md``.
+- ``control.settings`` — settings and the master key file.
 - ``control.provision`` — provisioners: the ``Provisioner`` protocol and node statuses,
   and the ``local`` provisioner that supervises node processes on this machine. Spec:
   ``docs/spec/provisioning.md``.
 
-Planned: domain, services, HTTP API, the ``kubernetes`` provisioner.
+Planned: networks, members, proposals, nodes, CAs (services and routes), the
+``kubernetes`` provisioner.
 """

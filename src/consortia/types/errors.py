@@ -14,9 +14,15 @@
     │                                       expired_timestamp | unknown_access_key |
     │                                       bad_signature | disabled_access_key |
     │                                       body_mismatch | reused_nonce
+    ├── Unauthenticated (control API)   401 invalid_session | bad_credentials
     ├── Unauthorized (identity)         403 unknown_identity | revoked_identity |
     │                                       expired_identity | wrong_role
+    ├── Forbidden (control API)         403 forbidden_role | csrf_failed
     ├── Duplicate                       409 duplicate_transaction
+    ├── Conflict (control API)          409 conflict | idempotency_conflict | last_owner
+    ├── InvalidRequest (control API)    422 validation_failed | invalid_page_token |
+    │                                       confirmation_mismatch
+    ├── RateLimited (control API)       429 rate_limited (with retry_after seconds)
     ├── UnsupportedMediaType            415 unsupported_media_type
     ├── PoolFull                        429 pool_full
     ├── Unavailable                     503 unavailable (the node cannot commit any more; the
@@ -101,6 +107,48 @@ class Unauthorized(ConsortiaError):
     code = "unknown_identity"
 
 
+class Unauthenticated(ConsortiaError):
+    """A control-plane call without valid credentials other than a signature: a console
+    session that is unknown or expired, or a login with wrong credentials."""
+
+    status = 401
+    code = "invalid_session"
+
+
+class Forbidden(ConsortiaError):
+    """The caller is authenticated but its role (or a missing CSRF token) forbids the call."""
+
+    status = 403
+    code = "forbidden_role"
+
+
+class Conflict(ConsortiaError):
+    """The call contradicts the current state: a taken name, the last owner, a reused
+    idempotency token with other parameters (``idempotency_conflict``), a deleted node or
+    a node id taken by another spec."""
+
+    status = 409
+    code = "conflict"
+
+
+class InvalidRequest(ConsortiaError):
+    """A well-formed request whose values the control plane refuses."""
+
+    status = 422
+    code = "validation_failed"
+
+
+class RateLimited(ConsortiaError):
+    """Too many calls for one access key (or login address); retry after ``retry_after`` s."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
 class Duplicate(ConsortiaError):
     status = 409
     code = "duplicate_transaction"
@@ -124,14 +172,6 @@ class PoolFull(ConsortiaError):
 class NotFound(ConsortiaError):
     status = 404
     code = "not_found"
-
-
-class Conflict(ConsortiaError):
-    """The request contradicts the resource's current state (a deleted node, an id that
-    is taken by something else)."""
-
-    status = 409
-    code = "conflict"
 
 
 class InvalidBlock(ConsortiaError):

@@ -2,7 +2,8 @@
 
 ::
 
-    tenants ─┬─ users ── access_keys
+    tenants ─┬─ users ─┬─ access_keys
+             │         └─ console_sessions
              ├─ networks ─┬─ members ─┬─ nodes
              │            │           ├─ ca_identities ── certificates ── csr_requests
              │            │           └─ channel_members ── channels
@@ -165,6 +166,32 @@ class AccessKey(Timestamps, Idempotent, Base):
     status: Mapped[AccessKeyStatus] = mapped_column(enum_type(AccessKeyStatus, "status"),
                                                     default=AccessKeyStatus.ACTIVE)
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class ConsoleSession(Base):
+    """A console login: the browser holds a random token in a cookie, the row its SHA-256.
+
+    The token itself is never stored, so a database dump opens no session. Sessions end at
+    ``expires_at``, at logout, or with their user (``ON DELETE CASCADE``).
+    """
+
+    __tablename__ = "console_sessions"
+    __table_args__ = (
+        ForeignKeyConstraint(["user_id", "tenant_id"], ["users.id", "users.tenant_id"],
+                             ondelete="CASCADE"),
+        Index("ix_console_sessions_user_id_tenant_id", "user_id", "tenant_id"),
+        Index("ix_console_sessions_expires_at", "expires_at"),
+    )
+
+    id: Mapped[str] = id_column("ses")
+    tenant_id: Mapped[str] = ref(ForeignKey(TENANTS))
+    user_id: Mapped[str] = ref()
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    """Lower-case hex SHA-256 of the session token (256 random bits) held by the cookie."""
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    source_ip: Mapped[str | None] = mapped_column(String(45))
+    """The address the login came from."""
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 # --- networks and their members ------------------------------------------------------------
@@ -547,6 +574,8 @@ class AuditRecord(Base):
     request_id: Mapped[str] = mapped_column(String(_NAME))
     result: Mapped[AuditResult] = mapped_column(enum_type(AuditResult, "result"))
     error_code: Mapped[str | None] = mapped_column(String(_NAME))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    """The HTTP status the call was answered with (NULL for calls made outside HTTP)."""
     source_ip: Mapped[str | None] = mapped_column(String(45))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 

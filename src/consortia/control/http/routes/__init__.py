@@ -1,0 +1,1 @@
+"""The API's routers, one module per resource; each route is a thin call into a service."""

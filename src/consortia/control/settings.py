@@ -1,0 +1,141 @@
+"""The control plane's settings, and the master key file they point at.
+
+::
+
+    key = load_master_key(Path("/etc/consortia/master.key"))     # mode 0600, or refused
+    settings = ControlSettings(database_url="sqlite:///var/consortia/control.sqlite3",
+                               master_key=key)
+    app = consortia.control.http.create_app(settings)
+
+There is no default master key: it seals every access-key secret (ADR 0007), so it is
+generated once (``create_master_key_file``, by ``consortia.control.services.init_platform``
+on first init) and read from a file only its owner can read. Every field validates itself
+when the settings are built; a bad value is a ``ConfigError`` at start-up, not a surprise
+later.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from consortia.control.auth.keys import SecretBox, new_master_key
+from consortia.sdk.signing import WINDOW_SECONDS
+from consortia.types.errors import ConfigError
+
+MASTER_KEY_MODE = 0o600
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A token bucket: ``burst`` calls at once, refilled at ``per_second`` calls a second."""
+
+    per_second: float
+    burst: int
+
+    def __post_init__(self) -> None:
+        if not self.per_second > 0:
+            raise ConfigError("a rate limit's per_second must be positive")
+        if self.burst < 1:
+            raise ConfigError("a rate limit's burst must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class ControlSettings:
+    """Everything ``create_app`` needs. ``clock`` exists for tests; leave it alone otherwise."""
+
+    database_url: str
+    """``sqlite:///path`` (default deployment) or ``postgresql://…``."""
+    master_key: bytes = field(repr=False)
+    """32 random bytes sealing access-key secrets (``load_master_key``)."""
+    previous_master_keys: tuple[bytes, ...] = field(default=(), repr=False)
+    """Older master keys that still open what they sealed (rotation)."""
+    rate_limit: RateLimit = RateLimit(per_second=10.0, burst=40)
+    """Per access key (or per console session's user)."""
+    login_rate_limit: RateLimit = RateLimit(per_second=0.2, burst=10)
+    """Per source address, for ``POST /v1/session`` (each attempt costs an Argon2id hash)."""
+    rate_limit_max_entries: int = 10_000
+    """Buckets kept in memory; the least recently used is dropped beyond this."""
+    session_ttl_seconds: int = 8 * 3600
+    """A console session ends this long after login."""
+    secure_cookies: bool | None = None
+    """Mark the session cookie ``Secure``: None means "when the request came over https"."""
+    max_body_bytes: int = 1 << 20
+    """Larger request bodies are refused with 413 ``too_large``."""
+    signature_window_seconds: int = WINDOW_SECONDS
+    """The replay window of signed requests (docs/spec/api-signing.md: 900 s)."""
+    clock: Callable[[], float] = time.time
+    """Seconds since the epoch: signature freshness, sessions, audit times, rate limits."""
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            raise ConfigError("the control plane needs a database_url")
+        try:
+            SecretBox(self.master_key, previous=self.previous_master_keys)
+        except ValueError as exc:
+            raise ConfigError(f"master key refused: {exc}") from None
+        if self.rate_limit_max_entries < 1:
+            raise ConfigError("rate_limit_max_entries must be at least 1")
+        if not 60 <= self.session_ttl_seconds <= 30 * 86_400:
+            raise ConfigError("session_ttl_seconds must be between 60 s and 30 days")
+        if self.max_body_bytes < 1024:
+            raise ConfigError("max_body_bytes must be at least 1024")
+        if not 1 <= self.signature_window_seconds <= 3600:
+            raise ConfigError("signature_window_seconds must be between 1 and 3600")
+
+    @classmethod
+    def from_files(cls, database_url: str, master_key_file: Path,
+                   **options: object) -> ControlSettings:
+        """Settings whose master key is read (and checked) from ``master_key_file``."""
+        return cls(database_url=database_url, master_key=load_master_key(master_key_file),
+                   **options)  # type: ignore[arg-type]
+
+
+def load_master_key(path: Path) -> bytes:
+    """The 32-byte master key in ``path`` (base64, one line), refusing a readable file.
+
+    The file must be a regular file that neither its group nor others can read or write
+    (mode 0600 or stricter), as ssh does for private keys.
+    """
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"master key file {path} does not exist; "
+                          "create it with consortia control init") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"master key file {path} is not a regular file")
+    if st.st_mode & 0o077:
+        raise ConfigError(f"master key file {path} has mode {stat.S_IMODE(st.st_mode):04o}; "
+                          f"it must be {MASTER_KEY_MODE:04o} (chmod 600 {path})")
+    text = path.read_text(encoding="ascii").strip()
+    try:
+        key = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"master key file {path} does not hold base64") from None
+    try:
+        SecretBox(key)
+    except ValueError as exc:
+        raise ConfigError(f"master key file {path}: {exc}") from None
+    return key
+
+
+def create_master_key_file(path: Path) -> bytes:
+    """Generate a master key into a new file of mode 0600; refuses to overwrite one."""
+    key = new_master_key()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, MASTER_KEY_MODE)
+    except FileExistsError:
+        raise ConfigError(f"master key file {path} already exists") from None
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(base64.b64encode(key).decode("ascii") + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(path, MASTER_KEY_MODE)  # whatever the umask did
+    return key
