@@ -354,6 +354,42 @@ def test_stopped_peer_is_redialed_with_backoff_after_it_restarts(pki: Pki) -> No
     run(scenario)
 
 
+def test_a_restarted_peer_knocks_and_is_redialed_at_once(pki: Pki) -> None:
+    """v1 dials v3. v3 restarts while v1 waits out a redial delay of 4-8 s: at start, v3
+    knocks on v1 (a connection v1 refuses by the direction rule, after the identity rule)
+    and v1 dials it at once. A knock while connected changes nothing."""
+    async def scenario() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            slow = replace(LIMITS, backoff_initial=8, backoff_max=8)
+            v1 = await start(stack, pki, "v1", limits=slow)
+            v3 = await start(stack, pki, "v3")
+            port = v3.port
+            wire(v1, v3)
+            await v1.wait_connected(["v3"], timeout=5)
+            await v3.stop()
+            await until(lambda: v1.connected_peers() == set(), "v1 sees v3 go")
+            v3b = Transport("v3", pki.creds["v3"], pki.config,
+                            {"v3": (HOST, port), "v1": (HOST, v1.port)}, limits=LIMITS)
+            await v3b.start()
+            stack.push_async_callback(v3b.stop)
+            await v1.wait_connected(["v3"], timeout=3)  # well before v1's backoff ends
+            assert v3b.counters["conn.knocks"] == 1
+            assert v1.counters["refused.direction"] == 1
+            assert v1.counters["conn.connects"] == 2
+            assert v1.counters["conn.dial_failures"] == 0
+            # a knock on a connected peer (v3 by hand) is refused and changes nothing
+            r, w = await asyncio.open_connection(
+                HOST, v1.port, ssl=client_context(pki.creds["v3"], pki.roots))
+            assert await closed_by_peer(r)
+            w.close()
+            await until(lambda: v1.counters["refused.direction"] == 2, "second knock")
+            await asyncio.sleep(0.2)
+            assert v1.counters["conn.connects"] == 2 and v1.connected_peers() == {"v3"}
+            v1.send("v3", b"still one connection")
+            assert await receive(v3b) == ("v1", b"still one connection")
+    run(scenario)
+
+
 def test_reconfigure_drops_a_removed_validator(pki: Pki) -> None:
     async def scenario() -> None:
         async with contextlib.AsyncExitStack() as stack:

@@ -16,7 +16,9 @@ from consortia.ledger.certify import sign_vote, verify_certificate
 from consortia.ledger.store import LedgerStore
 from consortia.ledger.verify import verify_chain
 from consortia.node.chain import Chain, check_validator_identity, decode_payload
+from consortia.node.replica import ReplicaNodeSupport
 from consortia.txpool.admission import Admission
+from consortia.txpool.pool import TxPool
 from consortia.types.block import VALID, Certificate, Header, Result, TxStatus, Vote
 from consortia.types.errors import ChainCorrupted, ConfigError, InvalidBlock, Unauthorized
 from consortia.types.tx import CrlUpdate, TxType
@@ -350,3 +352,23 @@ def test_copy_of_a_store_verifies(sample: Sample, tmp_path: Path) -> None:
         assert chain.config.sequence == 1
     finally:
         store.close()
+
+
+def test_a_proposal_leaves_out_transactions_the_ledger_already_holds(harness: Harness) -> None:
+    """A new leader's pool still holds, as pending, the transactions of a block another
+    validator built until the event loop settles its commit; a proposal made on the commit
+    thread before then must not carry them again (every validator refuses a replay)."""
+    alice = harness.world.org1["alice"]
+    a, b = harness.admit(digest_tx(alice, "in-both"), digest_tx(alice, "only-pending"))
+    pool = TxPool(100, 1 << 20)
+    pool.add(a)
+    pool.add(b)
+    support = ReplicaNodeSupport(harness.chain, pool, harness.admission)
+    harness.order([a])  # built elsewhere and committed here; the pool is not settled yet
+    p = support.propose(NOW_MS + 10, "validator0")
+    assert p is not None and [t.id for t in Chain.batch_of(p)] == [b.id]
+    assert not pool.contains(a.id) and pool.inflight == 1
+    harness.order([b])
+    pool.add(a)  # (back in the pool by whatever route)
+    assert support.propose(NOW_MS + 12, "validator0") is None
+    assert not pool.contains(a.id)

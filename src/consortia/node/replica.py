@@ -63,6 +63,22 @@ class ReplicaNodeSupport(NodeSupport):
         return self.chain.suite.verify(validator_key(self.chain.suite, cert), message,
                                        signature)
 
+    def _take_batch(self) -> list[Tx]:
+        """The pool's next batch without the transactions the ledger already holds.
+
+        A block another validator built is stored on the commit thread, but its
+        transactions leave this node's pool only when the event loop settles that step
+        (``Node._run_step``); a step that runs on the commit thread before then — the first
+        proposal of a new raft leader or pbft primary — would find them still pending and
+        propose them again, a block every validator refuses (``validate``). The ledger is
+        written on the thread running this, so it says exactly which are committed."""
+        batch = super()._take_batch()
+        committed = self.chain.store.known_txids([t.id for t in batch]) if batch else set()
+        if committed:
+            self.pool.done(list(committed))
+            batch = [t for t in batch if t.id not in committed]
+        return batch
+
     def propose(self, now_ms: int, proposer: str) -> PreparedBlock | None:
         prepared = super().propose(now_ms, proposer)
         if prepared is not None:

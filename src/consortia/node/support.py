@@ -5,6 +5,7 @@ from __future__ import annotations
 from consortia.consensus.support import PreparedBlock
 from consortia.node.chain import Chain
 from consortia.txpool.pool import TxPool
+from consortia.types.tx import Tx
 
 
 class NodeSupport:
@@ -17,11 +18,14 @@ class NodeSupport:
         return self.chain.next_height()
 
     def propose(self, now_ms: int, proposer: str) -> PreparedBlock | None:
-        limits = self.chain.config.limits
-        batch = self.pool.take_batch(limits.max_block_txs, limits.max_block_bytes)
+        batch = self._take_batch()
         if not batch:
             return None
         return self.chain.prepare(batch, now_ms, proposer)
+
+    def _take_batch(self) -> list[Tx]:
+        limits = self.chain.config.limits
+        return self.pool.take_batch(limits.max_block_txs, limits.max_block_bytes)
 
     def sign(self, message: bytes) -> bytes:
         return self.chain.sign(message)

@@ -60,7 +60,11 @@ class TransportLimits:
     write_timeout: float = 30.0
     """A frame must leave the write buffer within this, or the connection is closed."""
     backoff_initial: float = 0.2
-    backoff_max: float = 10.0
+    backoff_max: float = 2.0
+    """Ceiling of the redial delay (see ``backoff_delay``): a validator back from a crash
+    or a healed partition is redialed within this, and a dead peer costs one connection
+    attempt per dialer every 1-2 s at most (plus ``connect_timeout`` when it does not
+    answer at all)."""
     max_pending_handshakes: int = 64
     """Inbound connections still in their handshake; more are closed at once (``busy``)."""
     close_timeout: float = 2.0

@@ -1,7 +1,9 @@
 """Mutual-TLS TCP transport between the validators of one chain.
 
 One connection per pair of validators, dialed by the one whose id sorts lower and
-used in both directions. A connection is::
+used in both directions. A validator that starts knocks once on every lower peer (a
+connection the peer refuses by the direction rule, after the identity rule) so that the
+peer redials it at once instead of after its backoff. A connection is::
 
     TCP connect ─ TLS 1.3 handshake, both certificates required, trust roots = the
                   organization CAs of the configuration in force
@@ -108,9 +110,10 @@ class Transport(Endpoint):
 
     ``addresses`` maps validator ids to (host, port); this node listens on its own
     entry (or ``listen``; port 0 picks a free port, see ``port``) and dials the peers
-    whose ids sort above its own. Received frames go through ``decode`` (default: the
-    bytes themselves) to ``on_message(peer_id, message)`` (sync or async) or, without
-    a handler, to ``receive()`` / ``async for``.
+    whose ids sort above its own; at start it knocks once on those below. Received
+    frames go through ``decode`` (default: the bytes themselves) to
+    ``on_message(peer_id, message)`` (sync or async) or, without a handler, to
+    ``receive()`` / ``async for``.
     """
 
     def __init__(self, node_id: str, credentials: NodeCredentials, config: ChainConfig,
@@ -138,6 +141,7 @@ class Transport(Endpoint):
         self._port: int | None = None
         self._conns: dict[str, _Connection] = {}
         self._dialers: dict[str, asyncio.Task[None]] = {}
+        self._wakeups: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pending = 0
         self._last_log: dict[str, float] = {}
@@ -236,6 +240,12 @@ class Transport(Endpoint):
         self._port = int(self._server.sockets[0].getsockname()[1])
         self._sync_dialers()
         log.info("%s listening for peers on %s:%d", self.node_id, host, self._port)
+        # Peers that dial this node have been failing to reach it, their redial delay grown
+        # up to backoff_max: ask each of them once to dial now.
+        for peer_id in sorted(self._queues):
+            if peer_id < self.node_id and peer_id in self._addresses:
+                self._spawn(self._knock(peer_id, self._addresses[peer_id]),
+                            f"p2p-knock-{peer_id}")
 
     async def stop(self) -> None:
         """Stop listening and dialing, close every connection, end ``receive()``."""
@@ -318,14 +328,28 @@ class Transport(Endpoint):
                                                          f"p2p-dial-{peer_id}")
 
     async def _dial_loop(self, peer_id: str) -> None:
+        wakeup = self._wakeups[peer_id] = asyncio.Event()
+        try:
+            await self._redial(peer_id, wakeup)
+        finally:
+            if self._wakeups.get(peer_id) is wakeup:
+                del self._wakeups[peer_id]
+
+    async def _redial(self, peer_id: str, wakeup: asyncio.Event) -> None:
         attempts = 0
         first = True
         while not self._closed and peer_id in self._queues:
             if not first:
                 self.counters.inc("conn.reconnects")
-                await asyncio.sleep(backoff_delay(attempts, self.limits.backoff_initial,
-                                                  self.limits.backoff_max, self._rng))
+                delay = backoff_delay(attempts, self.limits.backoff_initial,
+                                      self.limits.backoff_max, self._rng)
+                try:  # a knock of the peer (it just started) cuts the wait short
+                    await asyncio.wait_for(wakeup.wait(), delay)
+                    attempts = 0
+                except TimeoutError:
+                    pass
             first = False
+            wakeup.clear()  # a knock from now on asks for another attempt after this one
             address = self._addresses.get(peer_id)
             if address is None:
                 return
@@ -352,6 +376,35 @@ class Transport(Endpoint):
                           exc)
             return None
         return await self._establish(reader, writer, expected=peer_id)
+
+    async def _knock(self, peer_id: str, address: Address) -> None:
+        """Connect to a lower peer, which refuses the connection (direction rule) and, as
+        it has proved to be ``peer_id``, dials it now; wait for that refusal."""
+        host, port = address
+        timeout = self.limits.connect_timeout
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(
+                host, port, ssl=self._client_ctx, ssl_handshake_timeout=timeout,
+                limit=_STREAM_LIMIT), timeout)
+        except (OSError, TimeoutError) as exc:
+            log.debug("%s cannot knock on %s at %s:%d: %r", self.node_id, peer_id, host, port,
+                      exc)
+            return
+        self.counters.inc("conn.knocks")
+        try:
+            await asyncio.wait_for(reader.read(1), self.limits.handshake_timeout)
+        except (OSError, TimeoutError):
+            pass
+        finally:
+            writer.transport.abort()
+
+    def _knocked(self, peer_id: str) -> None:
+        """``peer_id`` (authenticated) dialed this node, which dials it: it has just started
+        and has no connection with this node. Dial it now unless connected already."""
+        wakeup = self._wakeups.get(peer_id)
+        if wakeup is not None and peer_id not in self._conns and not wakeup.is_set():
+            log.info("%s: %s knocked; dialing it now", self.node_id, peer_id)
+            wakeup.set()
 
     # -- accepting ---------------------------------------------------------------------------
 
@@ -413,6 +466,7 @@ class Transport(Endpoint):
             peer_id = authorize(der, self._config, self._membership, self._clock(),
                                 expected=expected)
             if not outbound and not peer_id < self.node_id:
+                self._knocked(peer_id)
                 raise PeerRefused("direction", f"{self.node_id} dials {peer_id}, not the reverse")
             writer.write(frame(hello(self._config.chain_id)))
             await asyncio.wait_for(writer.drain(), timeout)
@@ -423,7 +477,10 @@ class Transport(Endpoint):
             authorize(der, self._config, self._membership, self._clock(), expected=peer_id)
         except PeerRefused as exc:
             writer.transport.abort()
-            self._refused(exc.reason, f"{where}: {exc}")
+            if exc.reason == "direction":  # a knock (see _knocked): expected, not logged
+                self.counters.inc("refused.direction")
+            else:
+                self._refused(exc.reason, f"{where}: {exc}")
             return None
         except BadHello as exc:
             writer.transport.abort()
