@@ -726,3 +726,33 @@ def test_validators_join_and_leave_by_configuration_blocks() -> None:
         signers = {v.validator_id for v in block.certificate.votes}
         assert "v0" not in signers and len(signers) >= quorum_size(4)
         assert block.header.proposer != "v0"
+
+
+@pytest.mark.xfail(strict=True, reason="known bug, found by the simulator: python -m "
+                   "consortia.testing.sim --protocol pbft --nodes 7 --byzantine 1 --mode mutate "
+                   "--reconfig 2 --seed 1207")
+def test_a_validator_restarted_right_after_a_configuration_block_verifies_its_certificate(
+        ) -> None:
+    """v4 joins at height c; v1 restarts before height c + 1 commits. The certificate of
+    block c (signed under the old set, carried in every view change, new-view and
+    checkpoint at height c + 1) must still verify at v1, as it does at validators that
+    switched sets without restarting. Today a core built from durable state has no
+    previous set (``Verifier.previous``), so v1 refuses every view change at c + 1; with
+    more than f such validators the network can never change views again."""
+    ids = tuple(f"v{i}" for i in range(5))
+    keys = {v: bytes([i + 1]) * 32 for i, v in enumerate(ids)}
+    supports = {v: SimSupport(v, ids[:4], keys) for v in ids}
+    net = Net(5, supports=supports)
+    for _ in range(2):
+        net.submit(1)
+        net.advance(100)
+    for s in supports.values():
+        s.submit(b"cfg:add:v4")
+    net.advance(400)
+    c = supports["v1"].height
+    assert supports["v1"].chain[c - 1].block.envelopes == (b"cfg:add:v4",)
+    cert = net.block("v1", c).certificate
+    assert net.cores["v1"].verifier.cert(cert)  # switched sets without a restart: fine
+    net.restart("v1")
+    assert supports["v1"].height == c
+    assert net.cores["v1"].verifier.cert(cert)

@@ -694,3 +694,27 @@ def test_a_validator_joins_by_configuration_and_the_leader_leaves_by_it() -> Non
             assert leader not in {x.validator_id for x in b.certificate.votes}
             assert len(b.certificate.votes) >= 2
     assert len({net.supports[v].chain[-1].hash for v in rest}) == 1
+
+
+def test_a_validator_added_follows_a_leader_its_ledger_does_not_know_yet() -> None:
+    """v3 joins, then v0, v1 and v2 leave, so v3 leads alone; v4 is added next. v4's ledger
+    is at the initial set {v0, v1, v2}, which does not name v3: it must still follow v3's
+    log (and fetch from v3's ledger) — v3 can commit nothing more without v4's vote.
+    (Found by the simulator: ``--protocol raft --nodes 3 --reconfig 2 --seed 6``.)"""
+    net = Net(5, validators=3)
+    net.start()
+    net.elect(among={"v0", "v1", "v2"})
+    _reconfigure(net, b"cfg:add:v3", ["v0", "v1", "v2", "v3"])
+    for gone, rest in (("v0", ["v1", "v2", "v3"]), ("v1", ["v2", "v3"]), ("v2", ["v3"])):
+        net.elect(among={gone, *rest})  # (a batch goes to the leader: wait for one)
+        _reconfigure(net, f"cfg:remove:{gone}".encode(), rest)
+    assert net.elect(among={"v3"}) == "v3"
+    _reconfigure(net, b"cfg:add:v4", ["v3", "v4"])
+    assert net.supports["v4"].validators() == ("v3", "v4")
+    top = net.height("v3")
+    for _ in range(3):
+        net.submit(("v3", "v4"))
+        net.batch()
+        net.run(300)
+    assert net.height("v3") == net.height("v4") >= top + 3
+    assert {x.validator_id for x in net.commits["v4"][-1].certificate.votes} == {"v3", "v4"}

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Faults", "SimSupport", "SimulationFailure", "SimulationResult", "run_simulation"]
+__all__ = ["Faults", "SimSupport", "SimulationFailure", "SimulationResult", "replay_command",
+           "run_simulation"]
 
 
 def __getattr__(name: str) -> Any:

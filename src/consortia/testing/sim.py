@@ -4,11 +4,15 @@ A run has a *fault phase* (message drop, duplication, delay and reordering;
 partitions into random halves or around the current leader; crashes and restarts
 from durable state; up to f Byzantine validators) followed by a *healed phase*
 (links and nodes restored, Byzantine validators still misbehaving). After every
-commit it checks safety: no two honest validators commit different blocks (or
-reach different states) at one height — which, commits being contiguous, also
-makes every committed chain a prefix of every other. At the end it checks
-liveness: every honest validator committed a height above the best height known
-when the faults healed. Everything random comes from the seed.
+commit it checks safety: no two honest nodes commit different blocks (or reach
+different states) at one height — which, commits being contiguous, also makes every
+committed chain a prefix of every other — and, for raft and pbft, that the block's
+certificate is a quorum of valid votes of the validator set in force at its height.
+At the end it checks liveness: every honest validator of the final set committed a
+height above the best height known when the faults healed. With
+``Faults.reconfigure``, spare nodes follow outside the set and the validator set
+changes during the run (``consortia.testing.reconfig``). Everything random comes
+from the seed.
 
 Protocols plug in by module (``consortia.consensus.<name>``) exposing
 ``make_core(node_id, support, rng, durable) -> Core`` and, for Byzantine runs,
@@ -42,7 +46,14 @@ from consortia.consensus.core import (
     Tick,
     WakeAt,
 )
+from consortia.consensus.pbft.verify import quorum_size
+from consortia.testing.reconfig import PERIOD_MS, Reconfigurer, tolerated
 from consortia.testing.simsupport import SimSupport
+from consortia.types.block import Block, Certificate, vote_message
+from consortia.types.errors import ConsortiaError
+
+_QUORUM: dict[str, Callable[[int], int]] = {"raft": lambda n: n // 2 + 1, "pbft": quorum_size}
+"""Votes a commit certificate needs, by protocol, for a set of n validators."""
 
 
 class SimulationFailure(AssertionError):
@@ -78,6 +89,11 @@ class Faults:
     """Not a fault but a squeeze: how many committed blocks a core keeps for peers
     that lag (None: the protocol's default). Small, a validator that was down must
     catch up from its peers' ledgers."""
+    reconfigure: int = 0
+    """Spare nodes started outside the initial validator set (0: the set never changes).
+    They follow as non-voters; during the run the set changes one validator at a time —
+    a spare added, an honest validator of the initial set removed — by configuration
+    transactions, never below a safe size (``consortia.testing.reconfig``)."""
 
 
 @dataclass
@@ -90,6 +106,10 @@ class SimulationResult:
     delivered: int
     commits: int
     virtual_ms: int
+    validators: tuple[str, ...] = ()
+    """The validator set at the top of the honest chain when the run ended."""
+    changes: tuple[tuple[str, str, int], ...] = ()
+    """Validator set changes committed: (``add``/``remove``, node, height)."""
 
 
 @dataclass
@@ -131,13 +151,17 @@ class Simulation:
         self.faults = faults
         self.rng = random.Random(seed)
         self.ids = tuple(f"v{i}" for i in range(nodes))
-        keys = {v: random.Random(f"{seed}:{v}").randbytes(32) for v in self.ids}
+        """The initial validator set."""
+        self.spares = tuple(f"v{i}" for i in range(nodes, nodes + faults.reconfigure))
+        """Nodes outside the initial set, which the reconfiguration may add."""
+        self.all_ids = self.ids + self.spares
+        keys = {v: random.Random(f"{seed}:{v}").randbytes(32) for v in self.all_ids}
         self.keys = keys
         byz = set(self.rng.sample(self.ids, faults.byzantine)) if faults.byzantine else set()
         self.byzantine = byz
         self.instances: dict[str, _Instance] = {}
-        honest = [v for v in self.ids if v not in byz]
-        for i, v in enumerate(self.ids):
+        honest = [v for v in self.all_ids if v not in byz]
+        for i, v in enumerate(self.all_ids):
             if v in byz and faults.byzantine_mode == "twins":
                 half = frozenset(self.rng.sample(honest, len(honest) // 2))
                 for tag, side in (("a", half), ("b", frozenset(honest) - half)):
@@ -155,6 +179,9 @@ class Simulation:
         self.commits = 0
         self.tx_counter = 0
         self.height_at_heal = 0
+        self.certified: set[tuple[Certificate, tuple[str, ...]]] = set()
+        """Certificates already checked, with the set they were checked against."""
+        self.reconf = Reconfigurer(self) if self.spares else None
 
     def _add(self, name: str, node_id: str, index: int, *, byzantine: bool,
              side: frozenset[str] | None = None) -> None:
@@ -219,14 +246,19 @@ class Simulation:
     def _step(self, inst: _Instance, event: Event) -> None:
         if not inst.up:
             return
-        actions: list[Action] = inst.core.step(event)
+        try:
+            actions: list[Action] = inst.core.step(event)
+        except ConsortiaError as exc:  # a core that detects a broken invariant stops loudly
+            raise self._fail(f"{inst.name} stopped: {type(exc).__name__}: {exc}") from exc
         for action in actions:
             if isinstance(action, Persist):
                 inst.durable = action.state
             elif isinstance(action, Send):
                 self._send(inst, action.to, action.message)
             elif isinstance(action, Broadcast):
-                for v in self.ids:
+                # To the validators of the configuration in force at the sender, as the
+                # transport does (a spare hears from a validator once it is added there).
+                for v in inst.support.validators():
                     if v != inst.node_id:
                         self._send(inst, v, action.message)
             elif isinstance(action, Commit):
@@ -240,6 +272,7 @@ class Simulation:
                 raise self._fail(f"{inst.name} returned an unknown action {action!r}")
 
     def _commit(self, inst: _Instance, action: Commit) -> None:
+        validators = inst.support.validators()  # the set in force at this height
         try:
             c = inst.support.commit(action.block)
         except Exception as exc:
@@ -249,6 +282,9 @@ class Simulation:
         self.trace.append(f"t={self.now} {inst.name} COMMIT h={h} {c.hash.hex()[:12]}")
         if inst.byzantine:
             return
+        self._check_certificate(inst, action.block, c.hash, validators)
+        if self.reconf is not None:
+            self.reconf.on_commit(h, action.block.envelopes)
         known = self.canon.get(h)
         if known is None:
             self.canon[h] = (c.hash, c.state, inst.name)
@@ -258,11 +294,44 @@ class Simulation:
         elif known[1] != c.state:
             raise self._fail(f"state: {inst.name} and {known[2]} differ at height {h}")
 
+    def _check_certificate(self, inst: _Instance, block: Block, block_hash: bytes,
+                           validators: tuple[str, ...]) -> None:
+        """The certificate an honest node committed with: for this block, distinct voters
+        of the set in force, each vote valid, at least the protocol's quorum of them."""
+        quorum = _QUORUM.get(self.protocol)
+        cert, h = block.certificate, block.header.height
+        if quorum is None or (cert, validators) in self.certified:
+            return
+        voters = [v.validator_id for v in cert.votes]
+        message = vote_message(inst.support.chain_id, h, cert.round, cert.block_hash)
+        problem = (
+            "certifies another block" if cert.height != h or cert.block_hash != block_hash
+            else "has a vote twice" if len(set(voters)) != len(voters)
+            else f"has votes of non-validators {sorted(set(voters) - set(validators))}"
+            if not set(voters) <= set(validators)
+            else f"has {len(voters)} votes, fewer than a quorum of {list(validators)}"
+            if len(voters) < quorum(len(validators))
+            else "has an invalid vote"
+            if not all(inst.support.verify(v.validator_id, message, v.signature)
+                       for v in cert.votes)
+            else None)
+        if problem is not None:
+            raise self._fail(f"certificate: {inst.name} committed height {h} with a "
+                             f"certificate that {problem}")
+        if len(self.certified) >= 4096:
+            self.certified.clear()
+        self.certified.add((cert, validators))
+
     # -- faults -----------------------------------------------------------------------------
 
+    def _members(self) -> tuple[str, ...]:
+        """The validator set in force everywhere (the initial one without reconfiguration)."""
+        return self.ids if self.reconf is None else self.reconf.members
+
     def _leader(self) -> str | None:
+        members = self._members()
         for inst in self.instances.values():
-            if inst.up and not inst.byzantine:
+            if inst.up and not inst.byzantine and inst.node_id in members:
                 leader = inst.core.status().get("leader")
                 if leader:
                     return str(leader)
@@ -271,9 +340,10 @@ class Simulation:
     def _schedule_faults(self) -> None:
         f = self.faults
         t = 0
-        honest = [v for v in self.ids if v not in self.byzantine]
-        max_down = (len(self.ids) - 1) // (3 if self.protocol == "pbft" else 2)
-        max_down = max(0, max_down - len(self.byzantine))
+        honest = [v for v in self.all_ids if v not in self.byzantine]
+        max_down = max(0, tolerated(self.protocol, len(self.ids)) - len(self.byzantine))
+        if self.spares:
+            max_down = 1  # (spares may crash whatever the set tolerates: ``_crash`` decides)
         while f.partitions or f.crashes:
             t += self.rng.randint(300, 1500)
             if t >= f.fault_ms:
@@ -289,7 +359,7 @@ class Simulation:
         self._push(f.fault_ms, "heal", None)
 
     def _partition(self, around_leader: bool, length: int) -> None:
-        ids = list(self.ids)
+        ids = list(self.all_ids)
         leader = self._leader() if around_leader else None
         if leader is not None:
             groups = [frozenset([leader]), frozenset(ids) - {leader}]
@@ -302,11 +372,20 @@ class Simulation:
         self._push(self.now + length, "unpartition", groups)
 
     def _crash(self, node: str, length: int) -> None:
-        down = sum(1 for i in self.instances.values() if not i.up)
-        limit = (len(self.ids) - 1) // (3 if self.protocol == "pbft" else 2)
         inst = self.instances[node]
-        if not inst.up or down >= limit - len(self.byzantine):
+        if not inst.up:
             return
+        if self.reconf is None:
+            down = sum(1 for i in self.instances.values() if not i.up)
+            if down >= tolerated(self.protocol, len(self.ids)) - len(self.byzantine):
+                return
+        else:
+            # Members of any set in force stay within what every such set tolerates; a node
+            # outside them all (a spare not added, a validator removed) may always crash.
+            sets = self.reconf.sets_in_force()
+            if any(node in s for s in sets) \
+                    and self.reconf.down_members(sets) >= self.reconf.max_down(sets):
+                return
         inst.up = False
         self.trace.append(f"t={self.now} CRASH {node}")
         self._push(self.now + length, "restart", node)
@@ -340,6 +419,8 @@ class Simulation:
         self._schedule_faults()
         self._push(0, "client", None)
         self._push(0, "batch", None)
+        if self.reconf is not None:
+            self._push(PERIOD_MS, "reconfig", None)
         for inst in self.instances.values():
             self._step(inst, Tick(0))
         handlers: dict[str, Callable[[Any], None]] = {
@@ -347,6 +428,7 @@ class Simulation:
             "batch": self._on_batch, "partition": lambda d: self._partition(*d),
             "unpartition": self._on_unpartition, "crash": lambda d: self._crash(*d),
             "restart": self._restart, "heal": lambda _: self._heal(),
+            "reconfig": self._on_reconfig,
         }
         while self.queue:
             ev = heapq.heappop(self.queue)
@@ -354,16 +436,32 @@ class Simulation:
                 break
             self.now = ev.at
             handlers[ev.kind](ev.data)
-        honest = [i for i in self.instances.values() if not i.byzantine]
+        return self._check_liveness()
+
+    def _check_liveness(self) -> SimulationResult:
+        """Every honest validator of the final set committed above the height of the heal
+        (a removed validator may stop; a spare never added only follows), and the last
+        validator set change submitted committed."""
+        f = self.faults
+        heights = {i.name: i.support.height for i in self.instances.values()}
+        final = self.reconf.final_set() if self.reconf is not None else self.ids
+        honest = [i for i in self.instances.values() if not i.byzantine and i.node_id in final]
         lagging = [i.name for i in honest if i.support.height <= self.height_at_heal]
         if lagging:
-            heights = {i.name: i.support.height for i in self.instances.values()}
             raise self._fail(f"liveness: {', '.join(lagging)} committed nothing above height "
                              f"{self.height_at_heal} in the {f.healed_ms} ms after faults "
-                             f"healed (heights {heights})")
-        return SimulationResult(self.protocol, len(self.ids), self.seed,
-                                {i.name: i.support.height for i in self.instances.values()},
-                                self.height_at_heal, self.delivered, self.commits, self.now)
+                             f"healed (heights {heights}, validators {list(final)})")
+        changes: tuple[tuple[str, str, int], ...] = ()
+        if self.reconf is not None:
+            stuck = self.reconf.unfinished()
+            if stuck is not None:
+                raise self._fail(f"liveness: {stuck.tx.decode()}, submitted at "
+                                 f"t={stuck.submitted_ms}, never committed (heights {heights})")
+            changes = tuple((c.kind, c.node, c.height) for c in self.reconf.changes
+                            if c.height is not None)
+        return SimulationResult(self.protocol, len(self.ids), self.seed, heights,
+                                self.height_at_heal, self.delivered, self.commits, self.now,
+                                tuple(final), changes)
 
     def _on_deliver(self, data: tuple[str, str, Any]) -> None:
         name, sender, message = data
@@ -396,6 +494,10 @@ class Simulation:
                 self._step(inst, BatchReady(self.now + skew))
         self._push(self.now + self.faults.batch_every_ms, "batch", None)
 
+    def _on_reconfig(self, _: None) -> None:
+        assert self.reconf is not None
+        self.reconf.tick()
+
     def _on_unpartition(self, groups: list[frozenset[str]]) -> None:
         if self.groups == groups:
             self.groups = None
@@ -406,6 +508,26 @@ def run_simulation(protocol: str | ModuleType, nodes: int, seed: int,
                    faults: Faults | None = None) -> SimulationResult:
     """Run one seeded simulation; raises ``SimulationFailure`` when an invariant breaks."""
     return Simulation(protocol, nodes, seed, faults or Faults()).run()
+
+
+def replay_command(protocol: str, nodes: int, seed: int, faults: Faults) -> str:
+    """The command line that replays one run (for the options the CLI has)."""
+    d = Faults()
+    parts = [f"python -m consortia.testing.sim --protocol {protocol} --nodes {nodes}"]
+    if faults.byzantine:
+        parts.append(f"--byzantine {faults.byzantine} --mode {faults.byzantine_mode}")
+    if (faults.fault_ms, faults.healed_ms) != (d.fault_ms, d.healed_ms):
+        parts.append(f"--fault-ms {faults.fault_ms} --healed-ms {faults.healed_ms}")
+    if faults.retain_blocks is not None:
+        parts.append(f"--retain {faults.retain_blocks}")
+    if faults.reconfigure:
+        parts.append(f"--reconfig {faults.reconfigure}")
+    other = [k for k in ("drop", "duplicate", "delay_ms", "partitions", "crashes",
+                         "client_every_ms", "batch_every_ms")
+             if getattr(faults, k) != getattr(d, k)]
+    if other:
+        parts.append(f"(and Faults {', '.join(f'{k}={getattr(faults, k)!r}' for k in other)})")
+    return " ".join([*parts, f"--seed {seed}"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -423,10 +545,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--retain", type=int, default=None,
                     help="committed blocks a core keeps for lagging peers (default: the "
                          "protocol's); small values force catching up from ledgers")
+    ap.add_argument("--reconfig", type=int, nargs="?", const=2, default=0, metavar="SPARES",
+                    help="start SPARES nodes (2 if omitted) outside the validator set and "
+                         "change the set during the run: add spares, remove validators")
     args = ap.parse_args(argv)
     faults = Faults(byzantine=args.byzantine, byzantine_mode=args.mode,
                     fault_ms=args.fault_ms, healed_ms=args.healed_ms,
-                    retain_blocks=args.retain)
+                    retain_blocks=args.retain, reconfigure=args.reconfig)
     seeds = [args.seed] if args.seed is not None else range(args.first, args.first + args.seeds)
     t0 = time.perf_counter()
     for s in seeds:
@@ -436,17 +561,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"FAILED {exc}", file=sys.stderr)
             if args.seed is not None:
                 print("\n".join(exc.trace), file=sys.stderr)
-            print(f"replay: python -m consortia.testing.sim --protocol {args.protocol} "
-                  f"--nodes {args.nodes} --byzantine {args.byzantine} --mode {args.mode} "
-                  f"--fault-ms {args.fault_ms} --healed-ms {args.healed_ms} "
-                  + (f"--retain {args.retain} " if args.retain is not None else "")
-                  + f"--seed {s}",
+            print(f"replay: {replay_command(args.protocol, args.nodes, s, faults)}",
                   file=sys.stderr)
             return 1
         if args.seed is not None:
             print(r)
     print(f"{len(seeds)} seeds passed: {args.protocol}, {args.nodes} nodes, "
-          f"{args.byzantine} byzantine ({args.mode}) in {time.perf_counter() - t0:.1f} s")
+          f"{args.byzantine} byzantine ({args.mode}), spares: {args.reconfig}, "
+          f"in {time.perf_counter() - t0:.1f} s")
     return 0
 
 

@@ -60,6 +60,14 @@ from consortia.consensus.support import PreparedBlock, ReplicaSupport
 from consortia.types.block import Block, Certificate, Vote, vote_message
 from consortia.types.errors import ConsortiaError
 
+_FROM_ANYONE = (AppendEntries, Snapshot, BlockBatch)
+"""Messages taken also from a sender outside this node's validator set. A node whose
+ledger is behind a configuration block cannot know the validators that block (or a later
+one) added, and one of them may lead now: ignoring it would leave the node behind for
+good, since no one else sends it the log. Which leader to follow is decided by terms, as
+in Raft; blocks still commit only with certificates that verify against this node's set,
+and votes and election messages count from validators of that set only."""
+
 
 class SafetyViolation(ConsortiaError):
     """Raft's guarantees were broken (a corrupted log, or a faulty leader): stop loudly
@@ -192,7 +200,8 @@ class RaftCore:
                     return []       # proposed once the block in flight commits
             elif self._election_due is not None:
                 return []           # the node forwards transactions to the leader
-        elif isinstance(event, Receive) and event.sender in self._peers:
+        elif isinstance(event, Receive) and (event.sender in self._peers
+                                             or isinstance(event.message, _FROM_ANYONE)):
             self._on_message(event.sender, event.message)
         if self._election_due is None:
             self._reset_election_timer()
@@ -564,10 +573,12 @@ class RaftCore:
 
     def _compact_height(self) -> int:
         """What every validator applied, or ``retain_blocks`` behind this leader: a peer
-        further behind catches up from ledgers rather than hold every log long."""
+        further behind catches up from ledgers rather than hold every log long. Never
+        below this log's base: a validator added after the log was compacted must fetch
+        the blocks up to the base from ledgers, their certificates are gone from here."""
         applied = self._applied_height
         return max(min([applied, *self._peer_applied.values()]),
-                   applied - self._t.retain_blocks)
+                   applied - self._t.retain_blocks, self._log.base_height)
 
     def _message_for(self, peer: str) -> AppendEntries | Snapshot:
         if self._next[peer] - 1 < self._log.base_index:
