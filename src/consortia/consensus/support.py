@@ -48,6 +48,14 @@ class ReplicaSupport(Support, Protocol):
         """Hash of the last committed block."""
         ...
 
+    def previous_validators(self) -> tuple[tuple[str, ...], int] | None:
+        """When the last committed block changed the validator set: the set before it and
+        the height from which the current set governs (that block's height + 1); else
+        None. A core rebuilt from durable state at that height still checks the
+        configuration block's certificate — carried in the next height's checkpoints and
+        view changes — under the set that signed it."""
+        ...
+
     def validate(self, header_bytes: bytes, envelopes: tuple[bytes, ...]) -> PreparedBlock:
         """Check a block another validator proposed as the next block (height, link,
         transactions, execution results) and prepare it; raise ``InvalidBlock`` if wrong."""

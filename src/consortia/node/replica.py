@@ -32,9 +32,18 @@ class ReplicaNodeSupport(NodeSupport):
         self.admission = admission
         self._proposed: dict[int, tuple[bytes, list[Tx]]] = {}
         self._config = chain.config
-        self._retired: dict[str, bytes] = {}
+        self._retired: dict[str, bytes] = {
+            v.id: v.cert for v in chain.cert_config.validators
+            if chain.config.validator(v.id) is None}
         """Certificates of validators a configuration block removed: their votes still
-        count in the certificate of that block (checked under the set before it)."""
+        count in the certificate of that block (checked under the set before it) — also
+        after a restart right after that block (``Chain.cert_config``)."""
+
+    def previous_validators(self) -> tuple[tuple[str, ...], int] | None:
+        chain = self.chain
+        if chain.cert_config is chain.config or chain.config_height != chain.store.height:
+            return None
+        return (tuple(v.id for v in chain.cert_config.validators), chain.config_height + 1)
 
     def validators(self) -> tuple[str, ...]:
         return tuple(v.id for v in self.chain.config.validators)

@@ -54,6 +54,8 @@ class SimSupport:
         self.chain: list[Committed] = []
         self.pending: OrderedDict[bytes, None] = OrderedDict()
         self._committed_txs: set[bytes] = set()
+        self._previous: tuple[tuple[str, ...], int] | None = None
+        """The set before the last configuration block, and the height after that block."""
 
     # -- chain state -----------------------------------------------------------------------
 
@@ -75,6 +77,10 @@ class SimSupport:
 
     def validators(self) -> tuple[str, ...]:
         return self._validators
+
+    def previous_validators(self) -> tuple[tuple[str, ...], int] | None:
+        return self._previous if self._previous and self._previous[1] == self.next_height() \
+            else None
 
     def _reconfigured(self, tx: bytes) -> tuple[str, ...] | None:
         """The validator set after configuration transaction ``tx`` (None: not a valid one
@@ -179,6 +185,7 @@ class SimSupport:
         if len(block.envelopes) == 1:
             changed = self._reconfigured(block.envelopes[0])
             if changed is not None:
+                self._previous = (self._validators, hd.height + 1)
                 self._validators = changed
         c = Committed(block, _h(block.header_bytes), state)
         self.chain.append(c)

@@ -72,7 +72,7 @@ class PbftCore:
         self.n = len(self.validators)
         self.f = (self.n - 1) // 3
         self.q = quorum_size(self.n)
-        self.verifier = Verifier(support, self.validators, self.q)
+        self.verifier = self._initial_verifier()
         self.now = 0
         self.view = 0
         self.normal = True
@@ -230,6 +230,17 @@ class PbftCore:
             for sender, m in pending:
                 self._vote(sender, m)
             self._advance()
+
+    def _initial_verifier(self) -> Verifier:
+        """The current set's verifier; right after a block that changed the set (a restart
+        there), with the set before it for that block's certificate, as ``_reconfigure``
+        would have left it without the restart."""
+        prev = self.support.previous_validators()
+        since = self.support.next_height()
+        if prev is None or prev[1] != since:
+            return Verifier(self.support, self.validators, self.q)
+        old = Verifier(self.support, tuple(prev[0]), quorum_size(len(prev[0])))
+        return Verifier(self.support, self.validators, self.q, old, since)
 
     def _reconfigure(self) -> None:
         """The block just committed changed the validator set: the new set governs this
