@@ -75,13 +75,14 @@ class FakeClock:
 
 class FakeProvisioner:
     """The ``Provisioner`` protocol without processes. ``create`` reports CREATING, then
-    AVAILABLE (or FAILED with ``fail_reason`` for ids in ``fail``) at once, from the
-    calling thread; ``delete`` reports DELETING, DELETED."""
+    AVAILABLE (or FAILED with ``fail_reason`` for ids in ``fail``, every id with
+    ``fail_all``) at once, from the calling thread; ``delete`` reports DELETING, DELETED."""
 
     def __init__(self) -> None:
         self.states: dict[str, NodeState] = {}
         self.observers: list[StatusObserver] = []
         self.fail: set[str] = set()
+        self.fail_all = False
         self.fail_reason = "crash loop: 5 crashes within 300 s"
         self.opened = 0
         self.created: list[str] = []
@@ -118,7 +119,7 @@ class FakeProvisioner:
         assert spec.config.is_file(), spec.config
         self.created.append(spec.node_id)
         self._set(spec.node_id, NodeStatus.CREATING, spec=spec)
-        if spec.node_id in self.fail:
+        if self.fail_all or spec.node_id in self.fail:
             return self._set(spec.node_id, NodeStatus.FAILED, self.fail_reason)
         return self._set(spec.node_id, NodeStatus.AVAILABLE)
 

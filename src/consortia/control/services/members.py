@@ -17,6 +17,7 @@ Rules (docs/spec/control-api.md, "Members"):
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -41,7 +42,7 @@ from consortia.control.services.scope import (
     visible_member,
     visible_network,
 )
-from consortia.control.store.base import new_id
+from consortia.control.store.base import new_id, utcnow
 from consortia.control.store.enums import (
     Consensus,
     NodeStatus,
@@ -89,6 +90,7 @@ def add_founder(db: Session, control: Control, runtime: ChainRuntime, actor: Act
     solo = network.consensus is Consensus.SOLO
     ports = runtime.allocate_ports(db, validators * (1 if solo else 2))
     host = control.settings.node_host
+    at = utcnow()
     for i in range(validators):
         api = ports[i] if solo else ports[2 * i]
         db.add(Node(id=new_id("nd"), network_id=network.id, member_id=member.id,
@@ -96,7 +98,8 @@ def add_founder(db: Session, control: Control, runtime: ChainRuntime, actor: Act
                     node_type=NodeType.VALIDATOR, resource_class=ResourceClass.SMALL,
                     status=NodeStatus.CREATING, provisioner=Provisioner.LOCAL,
                     api_endpoint=f"http://{host}:{api}",
-                    p2p_endpoint=None if solo else f"{host}:{ports[2 * i + 1]}"))
+                    p2p_endpoint=None if solo else f"{host}:{ports[2 * i + 1]}",
+                    created_at=at + timedelta(microseconds=i)))  # listed in their order
     network.status_reason = f"starting the {validators} validator(s) of its first member"
     db.flush()
     return member
