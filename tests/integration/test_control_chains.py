@@ -1,7 +1,8 @@
 """Chains made through the control-plane API with real node processes: the app's
 ``LocalProvisioner`` starts them, its status handoff makes the network AVAILABLE, the
-nodes take notary transactions whose proofs verify against the genesis the API serves,
-and validators join and leave a raft chain through configuration transactions.
+nodes take notary transactions whose proofs verify against the genesis the API serves and
+keep serving when the control plane restarts (the next one adopts them), and validators
+join and leave a raft chain through configuration transactions.
 
 The API runs in process (Starlette's TestClient); the nodes are real processes on
 loopback ports. Waits are on statuses, polled, never on measured durations.
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from consortia.control.provision import LocalProvisioner, SupervisionPolicy
-from consortia.control.services import Actor
+from consortia.control.services import Actor, Control
 from consortia.control.services.runtime import HttpNodeGateway
 from consortia.control.store.enums import UserRole
 from consortia.sdk import Identity, NodeClient, load_genesis, notary, sign, verify_proof
@@ -108,6 +109,25 @@ def test_a_network_made_through_the_api_runs_and_notarizes(world: ControlWorld) 
         proof = nc.proof(tx.id)
     verified = verify_proof(proof, genesis)
     assert verified.tx_id == tx.id
+
+    # the control plane restarts: its nodes kept running, the next one adopts them
+    world.control.close(stop_nodes=False)
+    data = world.settings.data_dir
+    assert data is not None
+    again = Control(world.settings, gateway=HttpNodeGateway(),
+                    provisioner=LocalProvisioner(data / "provisioner", policy=FAST))
+    try:
+        again.start()
+        again.runtime.flush()
+        (state,) = again.runtime.provisioner.nodes()
+        assert state.spec.node_id == node["id"] and state.status.value == "AVAILABLE"
+        assert again.nodes.get(owner(world), net["id"], net["member"]["id"],
+                               node["id"]).status.value == "AVAILABLE"
+        with NodeClient(node["api_endpoint"], timeout=30) as nc:
+            tx = sign(alice, net["chain_id"], notary.content("after", b"a restart"))
+            assert nc.submit(tx, wait=True, timeout=20)["status"] == "committed"
+    finally:
+        again.close(stop_nodes=True)
 
 
 def test_validators_join_and_leave_a_raft_chain(world: ControlWorld) -> None:

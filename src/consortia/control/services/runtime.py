@@ -68,6 +68,8 @@ _STATUS = {
 }
 """Provisioner statuses the writer persists; STOPPED, DELETING and DELETED follow the
 services' own actions, which write them."""
+RESERVATION_SECONDS = 300.0
+"""How long an allocated port stays reserved in memory (its row has long committed)."""
 _HEALTH = {NodeStatus.AVAILABLE: NodeHealth.PASSING, NodeStatus.UNHEALTHY: NodeHealth.FAILING,
            NodeStatus.FAILED: NodeHealth.FAILING, NodeStatus.CREATING: NodeHealth.UNKNOWN}
 
@@ -119,7 +121,9 @@ class ChainRuntime:
         self._pending = 0
         self._drained = threading.Condition()
         self._writer: threading.Thread | None = None
-        self._reserved: set[int] = set()
+        self._reserved: dict[int, float] = {}
+        """Ports handed out, with when: they protect a create between its allocation and
+        its row's commit, after which the database query sees the port."""
         self._rng = random.Random()  # noqa: S311 - where to start looking for a free port
 
     # --- lifetime --------------------------------------------------------------------------
@@ -235,6 +239,9 @@ class ChainRuntime:
         first, last = self._c.settings.node_ports
         host = self._c.settings.node_host
         with self._lock:
+            now = time.monotonic()
+            self._reserved = {p: t for p, t in self._reserved.items()
+                              if now - t < RESERVATION_SECONDS}
             used = set(self._reserved)
             for api, p2p in db.execute(select(Node.api_endpoint, Node.p2p_endpoint).where(
                     Node.status != NodeStatus.DELETED)):
@@ -247,7 +254,7 @@ class ChainRuntime:
                 if port not in used and _bindable(host, port):
                     picked.append(port)
                     if len(picked) == count:
-                        self._reserved |= set(picked)
+                        self._reserved.update(dict.fromkeys(picked, now))
                         return picked
         raise Unavailable(f"no {count} free ports left in {first}..{last - 1} on {host}")
 
