@@ -175,12 +175,17 @@ class ControlApiSuite:
         or its query) is called by globex's owner with acme's ids. A new operation taking
         an id this test does not know fails it until the test is taught the id."""
         bob_id, bob = world.add_user("acme", "bob", "operator")
+        net = acme_chain(world)
         with world.client(world.creds("acme")) as c:
             request_id = c.get("/v1/tenant").headers["x-request-id"]
             spec = c.get("/openapi.json").json()
         a_ids = {"user_id": bob_id, "access_key_id": bob.access_key_id,
-                 "resource_id": bob_id, "request_id": request_id}
-        bodies: dict[str, dict[str, Any]] = {"update_user": {"role": "viewer"}}
+                 "resource_id": bob_id, "request_id": request_id,
+                 "network_id": net["id"], "member_id": net["member"]["id"],
+                 "node_id": net["node"]["id"]}
+        bodies: dict[str, dict[str, Any]] = {"update_user": {"role": "viewer"},
+                                             "create_member": {"name": "intruder"},
+                                             "create_node": {"name": "intruder"}}
         b_tenant = world.tenants["globex"].tenant.id
 
         checked = []
@@ -216,10 +221,18 @@ class ControlApiSuite:
                         checked.append(op["operationId"])
         assert {"get_user", "update_user", "delete_user", "get_access_key",
                 "disable_access_key", "enable_access_key", "delete_access_key",
-                "create_access_key", "list_access_keys", "list_audit_records"} <= set(checked)
+                "create_access_key", "list_access_keys", "list_audit_records",
+                "get_network", "get_network_genesis", "delete_network", "create_member",
+                "list_members", "get_member", "delete_member", "create_node", "list_nodes",
+                "get_node", "delete_node"} <= set(checked)
         with world.client(bob) as c:  # nothing of acme's was touched
             assert c.get("/v1/tenant").json()["user"]["role"] == "operator"
             assert c.get(f"/v1/access-keys/{bob.access_key_id}").json()["status"] == "ACTIVE"
+            assert c.get(f"/v1/networks/{net['id']}").json()["status"] == "AVAILABLE"
+            nodes = c.get(f"/v1/networks/{net['id']}/members/{net['member']['id']}/nodes")
+            assert [n["status"] for n in nodes.json()["items"]] == ["AVAILABLE"]
+        with world.client(world.creds("globex")) as b:  # and globex lists none of it
+            assert b.get("/v1/networks").json()["items"] == []
 
     # --- idempotency -----------------------------------------------------------------------
 
@@ -340,6 +353,23 @@ class ControlApiSuite:
             call("session.delete", "DELETE", "/v1/session", auth=None,
                  headers={"X-CSRF-Token": csrf})
             call("user.delete", "DELETE", f"/v1/users/{uid}")
+            net = call("network.create", "POST", "/v1/networks", json={
+                "name": "audited", "profile": "ant", "consensus": "raft",
+                "validators": 1}).json()
+            world.flush()
+            nodes = f"/v1/networks/{net['id']}/members/{net['member']['id']}/nodes"
+            nid = call("node.create", "POST", nodes, json={"name": "extra"}).json()["id"]
+            world.flush()
+            call("node.delete", "DELETE", f"{nodes}/{nid}", params={"confirm_name": "extra"})
+            call("network.delete", "DELETE", f"/v1/networks/{net['id']}",
+                 params={"confirm_name": "audited"})
+            std = call("network.create", "POST", "/v1/networks", json={
+                "name": "std", "profile": "ant", "consensus": "solo",
+                "usage_mode": "standard"}).json()
+            mid = call("member.create", "POST", f"/v1/networks/{std['id']}/members",
+                       json={"name": "first"}).json()["id"]
+            call("member.delete", "DELETE", f"/v1/networks/{std['id']}/members/{mid}",
+                 params={"confirm_name": "first"})
             # a refused change is recorded too, with its code and status
             r = c.patch("/v1/users/usr-doesnotexist0000", json={"role": "admin"})
             assert r.status_code == 404
@@ -394,6 +424,20 @@ class ControlApiSuite:
             assert r.status_code == 422 and error_code(r) == "validation_failed"
             r = c.get("/v1/audit", params={"page_token": "garbage!"})
             assert r.status_code == 422 and error_code(r) == "invalid_page_token"
+
+
+def acme_chain(world: ControlWorld) -> dict[str, Any]:
+    """A raft network of acme with its member and one validator, AVAILABLE: the created
+    network, its ``member`` and its ``node``."""
+    with world.client(world.creds("acme")) as c:
+        r = c.post("/v1/networks", json={"name": "acme-net", "profile": "ant",
+                                          "consensus": "raft", "validators": 1})
+        assert r.status_code == 201, r.text
+        net: dict[str, Any] = r.json()
+        world.flush()
+        nodes = c.get(f"/v1/networks/{net['id']}/members/{net['member']['id']}/nodes")
+        (net["node"],) = nodes.json()["items"]
+    return net
 
 
 def _body_properties(spec: dict[str, Any], op: dict[str, Any]) -> list[str]:

@@ -5,15 +5,24 @@ signed with their keys, a fake clock, and the app served by uvicorn on a loopbac
 password and an access key) over an empty database at ``url``. ``ControlWorld.client``
 gives a Starlette ``TestClient`` (the whole ASGI app in process) signed with a key;
 ``LiveServer`` runs the same app under uvicorn in a thread for tests over real HTTP.
+
+Chains: the world's control plane has a data directory (a temporary one) and, unless a
+test passes real ones, a ``FakeProvisioner`` (the provisioner protocol without processes:
+a node it creates reports CREATING, then AVAILABLE at once) and a ``FakeGateway`` (a node
+API that commits every configuration change). The real ones run in
+``tests/integration/test_control_chains.py``.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,10 +32,22 @@ from fastapi.testclient import TestClient
 
 from consortia.control.auth import new_master_key
 from consortia.control.http import create_app
+from consortia.control.provision import (
+    Health,
+    NodeSpec,
+    NodeState,
+    NodeStatus,
+    Provisioner,
+    StatusChange,
+    StatusObserver,
+)
 from consortia.control.services import Control, NewTenant
+from consortia.control.services.runtime import NodeGateway
 from consortia.control.settings import ControlSettings, RateLimit
 from consortia.control.store import db
 from consortia.sdk import Credentials, SigningAuth
+from consortia.sdk.tx import SignedTx
+from consortia.types.errors import Conflict, NotFound
 
 PASSWORD = "correct horse battery"
 FAST_LIMIT = RateLimit(per_second=10_000.0, burst=10_000)
@@ -52,6 +73,123 @@ class FakeClock:
         self.now += seconds
 
 
+class FakeProvisioner:
+    """The ``Provisioner`` protocol without processes. ``create`` reports CREATING, then
+    AVAILABLE (or FAILED with ``fail_reason`` for ids in ``fail``, every id with
+    ``fail_all``) at once, from the calling thread; ``delete`` reports DELETING, DELETED."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, NodeState] = {}
+        self.observers: list[StatusObserver] = []
+        self.fail: set[str] = set()
+        self.fail_all = False
+        self.fail_reason = "crash loop: 5 crashes within 300 s"
+        self.opened = 0
+        self.created: list[str] = []
+        self._lock = threading.Lock()
+
+    def open(self) -> list[NodeState]:
+        self.opened += 1
+        return [s for s in self.states.values() if s.status is not NodeStatus.DELETED]
+
+    def close(self) -> None:
+        pass
+
+    def _set(self, node_id: str, status: NodeStatus, reason: str | None = None,
+             spec: NodeSpec | None = None) -> NodeState:
+        with self._lock:
+            old = self.states.get(node_id)
+            assert spec is not None or old is not None
+            state = NodeState(spec or old.spec, status, reason, None, 0,  # type: ignore[union-attr]
+                              time.time(), Health(status is NodeStatus.AVAILABLE, time.time(),
+                                                  "ok", 1))
+            self.states[node_id] = state
+        change = StatusChange(node_id, None if old is None else old.status, status, reason,
+                              state.since, 0)
+        for observer in list(self.observers):
+            observer(change)
+        return state
+
+    def create(self, spec: NodeSpec) -> NodeState:
+        old = self.states.get(spec.node_id)
+        if old is not None and old.status is not NodeStatus.DELETED:
+            if old.spec != spec:
+                raise Conflict(f"node {spec.node_id} already exists with another spec")
+            return old
+        assert spec.config.is_file(), spec.config
+        self.created.append(spec.node_id)
+        self._set(spec.node_id, NodeStatus.CREATING, spec=spec)
+        if self.fail_all or spec.node_id in self.fail:
+            return self._set(spec.node_id, NodeStatus.FAILED, self.fail_reason)
+        return self._set(spec.node_id, NodeStatus.AVAILABLE)
+
+    def _known(self, node_id: str) -> NodeState:
+        state = self.states.get(node_id)
+        if state is None:
+            raise NotFound(f"no node {node_id!r} in this provisioner")
+        if state.status is NodeStatus.DELETED:
+            raise Conflict(f"node {node_id} is deleted")
+        return state
+
+    def start(self, node_id: str) -> NodeState:
+        self._known(node_id)
+        return self._set(node_id, NodeStatus.AVAILABLE)
+
+    def stop(self, node_id: str) -> NodeState:
+        self._known(node_id)
+        return self._set(node_id, NodeStatus.STOPPED)
+
+    def reconfigure(self, node_id: str, config: str) -> NodeState:
+        self._known(node_id)
+        return self._set(node_id, NodeStatus.AVAILABLE)
+
+    def delete(self, node_id: str, *, remove_data: bool = False) -> NodeState:
+        self._known(node_id)
+        self._set(node_id, NodeStatus.DELETING)
+        return self._set(node_id, NodeStatus.DELETED)
+
+    def status(self, node_id: str) -> NodeState:
+        state = self.states.get(node_id)
+        if state is None:
+            raise NotFound(f"no node {node_id!r} in this provisioner")
+        return state
+
+    def nodes(self) -> list[NodeState]:
+        return list(self.states.values())
+
+    def subscribe(self, observer: StatusObserver) -> Callable[[], None]:
+        self.observers.append(observer)
+        return lambda: self.observers.remove(observer)
+
+
+class FakeGateway:
+    """A node API that commits every transaction it is given (``refuse``: answers them
+    invalid with that code instead), counting the configuration sequence."""
+
+    def __init__(self) -> None:
+        self.sequence = 0
+        self.committed: list[SignedTx] = []
+        self.refuse: str | None = None
+
+    def chain_info(self, api_url: str) -> dict[str, Any]:
+        return {"height": len(self.committed), "config": {"sequence": self.sequence}}
+
+    def commit(self, api_url: str, tx: SignedTx, *, timeout: float) -> dict[str, Any]:
+        if self.refuse is not None:
+            return {"tx_id": tx.id_hex, "status": "invalid", "error": self.refuse}
+        self.committed.append(tx)
+        self.sequence += 1
+        return {"tx_id": tx.id_hex, "status": "committed", "height": len(self.committed)}
+
+
+def _fake_provisioner(_p: FakeProvisioner) -> Provisioner:
+    return _p  # mypy: the fake meets the protocol
+
+
+def _fake_gateway(_g: FakeGateway) -> NodeGateway:
+    return _g
+
+
 @dataclass
 class ControlWorld:
     settings: ControlSettings
@@ -59,6 +197,11 @@ class ControlWorld:
     app: FastAPI
     clock: FakeClock
     tenants: dict[str, NewTenant] = field(default_factory=dict)
+    provisioner: Any = None
+    """The world's provisioner: a ``FakeProvisioner`` unless a real one was given."""
+    gateway: Any = None
+    own_dir: Path | None = None
+    """A temporary data directory the world made, removed by ``close``."""
 
     def creds(self, tenant: str) -> Credentials:
         return self.tenants[tenant].credentials
@@ -85,8 +228,14 @@ class ControlWorld:
             key = r.json()
         return user_id, Credentials(key["access_key_id"], key["secret"])
 
-    def close(self) -> None:
-        self.control.close()
+    def flush(self) -> None:
+        """Wait until every node status reported so far is in the database."""
+        self.control.runtime.flush()
+
+    def close(self, *, stop_nodes: bool = True) -> None:
+        self.control.close(stop_nodes=stop_nodes)
+        if self.own_dir is not None:
+            shutil.rmtree(self.own_dir, ignore_errors=True)
 
 
 def make_settings(url: str, clock: FakeClock, **overrides: Any) -> ControlSettings:
@@ -96,13 +245,24 @@ def make_settings(url: str, clock: FakeClock, **overrides: Any) -> ControlSettin
                            **options)
 
 
-def make_world(url: str, *, clock: FakeClock | None = None, **overrides: Any) -> ControlWorld:
-    """Migrate ``url`` and create tenants acme and globex, each with owner and key."""
+def make_world(url: str, *, clock: FakeClock | None = None,
+               provisioner: Provisioner | None = None, gateway: NodeGateway | None = None,
+               **overrides: Any) -> ControlWorld:
+    """Migrate ``url`` and create tenants acme and globex, each with owner and key. The
+    control plane runs chains in ``data_dir`` (default: a new temporary directory) with
+    ``provisioner`` and ``gateway`` (default: the fakes)."""
     clock = clock or FakeClock()
     db.upgrade(url)
+    own_dir = None
+    if "data_dir" not in overrides:
+        own_dir = Path(tempfile.mkdtemp(prefix="consortia-control-"))
+        overrides["data_dir"] = own_dir
     settings = make_settings(url, clock, **overrides)
-    control = Control(settings)
-    world = ControlWorld(settings, control, create_app(settings, control=control), clock)
+    provisioner = provisioner if provisioner is not None else FakeProvisioner()
+    gateway = gateway if gateway is not None else FakeGateway()
+    control = Control(settings, provisioner=provisioner, gateway=gateway)
+    world = ControlWorld(settings, control, create_app(settings, control=control), clock,
+                         provisioner=provisioner, gateway=gateway, own_dir=own_dir)
     for name in ("acme", "globex"):
         world.tenants[name] = control.tenants.create(name, f"{name}-owner",
                                                      owner_password=PASSWORD)

@@ -114,3 +114,30 @@ def test_secret_box_rotation() -> None:
 def test_secret_box_refuses_weak_master_keys(key: bytes) -> None:
     with pytest.raises(ValueError):
         SecretBox(key)
+
+
+def test_secret_box_domains_keep_secrets_apart() -> None:
+    """A member CA key sealed for one member opens for that member only, and never as
+    another kind of secret; the access-key AAD is the one of earlier releases."""
+    from consortia.control.auth.keys import ACCESS_KEY_SECRET, MEMBER_CA_KEY
+    from consortia.crypto import aead
+
+    master = new_master_key()
+    box = SecretBox(master)
+    pem = b"-----BEGIN PRIVATE KEY-----\nnot really\n-----END PRIVATE KEY-----\n"
+    sealed = box.seal_bytes(MEMBER_CA_KEY, "mem-1", pem)
+    assert pem not in sealed
+    assert box.open_bytes(MEMBER_CA_KEY, "mem-1", sealed) == pem
+    with pytest.raises(CryptoError):
+        box.open_bytes(MEMBER_CA_KEY, "mem-2", sealed)
+    with pytest.raises(CryptoError):
+        box.open_bytes(ACCESS_KEY_SECRET, "mem-1", sealed)
+    with pytest.raises(CryptoError):
+        box.open("mem-1", sealed)
+    with pytest.raises(ValueError):
+        box.seal_bytes("Bad Domain", "x", b"")
+    # an access-key secret sealed before domains existed still opens
+    header = sealed[:9]
+    nonce, ct = aead.encrypt(master, b"s3cret",
+                             header + b"consortia/access-key-secret/1\x00CK1")
+    assert box.open("CK1", header + nonce + ct) == "s3cret"

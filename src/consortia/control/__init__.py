@@ -10,7 +10,10 @@ Layers, top down (import contracts keep the web framework in ``http`` only):
   by signature or console session, roles, rate limits, errors, OpenAPI, the explorer.
   Spec: ``docs/spec/control-api.md``.
 - ``control.services`` — the rules: tenants, users, access keys, sessions, audit,
-  idempotency, platform init (``init_platform``).
+  idempotency, platform init (``init_platform``); networks, members and nodes, whose
+  chains the control plane builds (member CAs sealed in its database, genesis and node
+  directories under ``settings.data_dir``) and runs through a provisioner
+  (``ChainRuntime``). Decision: ``docs/adr/0011-control-plane-runs-chains.md``.
 - ``control.auth`` — access keys and signed API requests (verification, nonce store,
   secrets sealed at rest). Spec: ``docs/spec/api-signing.md``.
 - ``control.store`` — persistence: the tables of every control-plane resource, their
@@ -21,6 +24,6 @@ Layers, top down (import contracts keep the web framework in ``http`` only):
   and the ``local`` provisioner that supervises node processes on this machine. Spec:
   ``docs/spec/provisioning.md``.
 
-Planned: networks, members, proposals, nodes, CAs (services and routes), the
-``kubernetes`` provisioner.
+Planned: invitations, proposals and votes, the CA API (identities, certificates, CSRs),
+the ``kubernetes`` provisioner.
 """

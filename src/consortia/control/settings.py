@@ -72,6 +72,18 @@ class ControlSettings:
     """The replay window of signed requests (docs/spec/api-signing.md: 900 s)."""
     clock: Callable[[], float] = time.time
     """Seconds since the epoch: signature freshness, sessions, audit times, rate limits."""
+    data_dir: Path | None = None
+    """Where networks' files live (``networks/<network id>/``: genesis, one directory per
+    node with its configuration, keystore and data) and the local provisioner's state
+    (``provisioner/``). None: the control plane runs no chains (creating one is 503
+    ``unavailable``)."""
+    node_host: str = "127.0.0.1"
+    """The address node APIs and p2p transports listen on (and are reached at)."""
+    node_ports: tuple[int, int] = (20_000, 32_000)
+    """Ports given to nodes, ``[first, last)``: below Linux's ephemeral range (32768+), where
+    an outgoing connection could take a port between its choice and its use."""
+    chain_timeout_seconds: float = 30.0
+    """How long a configuration change (adding or removing a validator) may take to commit."""
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -88,6 +100,14 @@ class ControlSettings:
             raise ConfigError("max_body_bytes must be at least 1024")
         if not 1 <= self.signature_window_seconds <= 3600:
             raise ConfigError("signature_window_seconds must be between 1 and 3600")
+        first, last = self.node_ports
+        if not 1 <= first < last <= 65536 or last - first < 2:
+            raise ConfigError(f"node_ports {self.node_ports}: give [first, last) within "
+                              "1..65536, at least two ports")
+        if not self.node_host:
+            raise ConfigError("node_host must name an address")
+        if not 1 <= self.chain_timeout_seconds <= 600:
+            raise ConfigError("chain_timeout_seconds must be between 1 and 600")
 
     @classmethod
     def from_files(cls, database_url: str, master_key_file: Path,

@@ -14,6 +14,15 @@ or ``pbft`` network has several, spread round-robin over the organizations, each
 its own API port and a ``[p2p]`` section naming every other validator's address.
 
 No secret has a default: every passphrase is generated here from ``secrets``.
+
+The writers it is made of are public, for other layouts of the same files (the control
+plane keeps each organization's CA sealed in its database and gives every node a
+directory of its own)::
+
+    genesis = write_genesis(root / "genesis.json", config, admin)   # block 0, signed
+    write_node_identity(node_dir, "nd-1", key, cert, ca.cert)        # keystore + passphrase
+    write_node_config(node_dir, "nd-1", genesis="../../genesis.json", keystore="keystore",
+                      passphrase_file="passphrase", host="127.0.0.1", api_port=7050)
 """
 
 from __future__ import annotations
@@ -27,10 +36,12 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
+from cryptography import x509
 
+from consortia.crypto import SigningKey
 from consortia.identity.ca import CertificateAuthority, cert_der
 from consortia.identity.keystore import FileKeystore
-from consortia.ledger.genesis import make_genesis
+from consortia.ledger.genesis import Genesis, make_genesis
 from consortia.sdk.identity import Identity
 from consortia.sdk.tx import SignedTx, sign, validator_update
 from consortia.types.config import (
@@ -54,12 +65,60 @@ P2P_PORT_OFFSET = 100
 """Without an explicit p2p port, node i listens for peers on ``port + 100 + i``."""
 
 
-def _write_secret(path: Path, value: str) -> None:
+def write_secret(path: Path, value: str) -> None:
+    """``value`` and a newline into ``path``, mode 0600 (whatever the file had before)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)  # also when the file existed with a looser mode
     with os.fdopen(fd, "w") as f:
         f.write(value + "\n")
+
+
+def write_genesis(path: Path, config: ChainConfig, admin: Identity, *,
+                  timestamp_ms: int | None = None) -> Genesis:
+    """Block 0 for ``config``, signed by ``admin`` (an admin of one of its organizations),
+    written to ``path`` as a genesis file; the genesis it wrote."""
+    at = time.time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms
+    genesis = make_genesis(config, admin.key, admin.cert_der, at)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(genesis.to_file_bytes())
+    return genesis
+
+
+def write_node_identity(node_dir: Path, name: str, key: SigningKey, cert: x509.Certificate,
+                        ca_cert: x509.Certificate) -> None:
+    """A node's own signing identity: ``keystore/<name>/`` (the key encrypted) and a new
+    random ``passphrase`` (mode 0600) beside it, as ``write_node_config(keystore="keystore",
+    passphrase_file="passphrase")`` names them."""
+    pw = secrets.token_urlsafe(24)
+    write_secret(node_dir / "passphrase", pw)
+    FileKeystore(node_dir / "keystore").save(name, key, cert, ca_cert, pw.encode())
+
+
+def write_node_config(node_dir: Path, node_id: str, *, genesis: str, keystore: str,
+                      passphrase_file: str, host: str, api_port: int,
+                      identity: str | None = None, p2p_port: int | None = None,
+                      peers: dict[str, str] | None = None) -> Path:
+    """Write ``node_dir/node.toml`` for validator ``node_id`` and return its path.
+
+    ``genesis``, ``keystore`` and ``passphrase_file`` are paths as the node reads them
+    (relative ones against ``node_dir``); ``identity`` is the keystore entry (default: the
+    node id). With ``p2p_port`` the node talks to ``peers`` (validator id → ``host:port``)
+    over the p2p transport (raft, pbft); without, it is a solo node. Data goes to
+    ``node_dir/data``.
+    """
+    node_dir.mkdir(parents=True, exist_ok=True)
+    settings: dict[str, Any] = {
+        "node": {"id": node_id, "data_dir": "data", "genesis": genesis},
+        "api": {"host": host, "port": api_port},
+        "identity": {"keystore": keystore, "name": identity or node_id,
+                     "passphrase_file": passphrase_file},
+    }
+    if p2p_port is not None:
+        settings["p2p"] = {"host": host, "port": p2p_port, "peers": peers or {}}
+    path = node_dir / "node.toml"
+    path.write_text(tomli_w.dumps(settings))
+    return path
 
 
 @dataclass(frozen=True)
@@ -175,7 +234,6 @@ class LocalNetwork:
         """
         ca = self.ca(org_id)
         target = self.identity(f"{org_id}/{name}")
-        from cryptography import x509
         ca.revoke(x509.load_der_x509_certificate(target.cert_der).serial_number)
         crl = ca.crl()
         ca.save(self.org_dir(org_id) / "ca", self.passphrase(org_id))
@@ -258,7 +316,10 @@ class _Plan:
     p2p_port: int | None
 
 
-def _validator_count(consensus: ConsensusKind, validators: int | None) -> int:
+def validator_count(consensus: ConsensusKind, validators: int | None) -> int:
+    """How many validators a new chain of ``consensus`` gets when asked for ``validators``
+    (None: the default, ``DEFAULT_VALIDATORS``); ``ConfigError`` for a count the protocol
+    cannot run (solo: exactly 1; pbft: at least 4)."""
     if consensus is ConsensusKind.SOLO:
         if validators not in (None, 1):
             raise ConfigError(f"solo consensus runs exactly one validator (asked for "
@@ -279,7 +340,7 @@ def _validator_count(consensus: ConsensusKind, validators: int | None) -> int:
 
 def _plan(consensus: ConsensusKind, validators: int | None, orgs: list[str], port: int,
           p2p_port: int | None) -> list[_Plan]:
-    n = _validator_count(consensus, validators)
+    n = validator_count(consensus, validators)
     if consensus is ConsensusKind.SOLO:
         if p2p_port is not None:
             raise ConfigError("a solo network has no p2p transport; the p2p port applies "
@@ -338,7 +399,7 @@ def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = 
         cas[org_id] = ca
         pw = secrets.token_urlsafe(24)
         org_dir = root / "orgs" / org_id
-        _write_secret(org_dir / "passphrase", pw)
+        write_secret(org_dir / "passphrase", pw)
         ks = FileKeystore(org_dir / "keystore")
         names = [("admin", Role.ADMIN), ("alice", Role.CLIENT)]
         names += [(p.id, Role.VALIDATOR) for p in plans if p.org == org_id]
@@ -360,8 +421,7 @@ def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = 
                                          f"{host}:{p.p2p_port}" if p.p2p_port else "")
                          for p in plans),
         limits=limits or BlockLimits())
-    genesis = make_genesis(config, admin_key, admin_cert, time.time_ns() // 1_000_000)
-    (root / "genesis.json").write_bytes(genesis.to_file_bytes())
+    genesis = write_genesis(root / "genesis.json", config, Identity(admin_key, admin_cert))
     for p in plans:
         peers = None if p.p2p_port is None else {q.id: f"{host}:{q.p2p_port}"
                                                  for q in plans if q is not p}
@@ -376,23 +436,18 @@ def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = 
 
 def _write_node(root: Path, node_id: str, org: str, host: str, api_port: int,
                 p2p_port: int | None, peers: dict[str, str] | None) -> dict[str, Any]:
-    """Write ``nodes/<id>/node.toml`` and return the node's entry for network.json (solo
-    nodes keep the entry of earlier releases: no org, no p2p)."""
-    node_dir = root / "nodes" / node_id
-    node_dir.mkdir(parents=True, exist_ok=True)
-    settings: dict[str, Any] = {
-        "node": {"id": node_id, "data_dir": "data", "genesis": "../../genesis.json"},
-        "api": {"host": host, "port": api_port},
-        "identity": {"keystore": f"../../orgs/{org}/keystore", "name": node_id,
-                     "passphrase_file": f"../../orgs/{org}/passphrase"},
-    }
+    """Write ``nodes/<id>/node.toml`` (its identity in its organization's keystore) and
+    return the node's entry for network.json (solo nodes keep the entry of earlier
+    releases: no org, no p2p)."""
+    write_node_config(root / "nodes" / node_id, node_id, genesis="../../genesis.json",
+                      keystore=f"../../orgs/{org}/keystore",
+                      passphrase_file=f"../../orgs/{org}/passphrase", host=host,
+                      api_port=api_port, p2p_port=p2p_port, peers=peers)
     entry: dict[str, Any] = {"id": node_id, "config": f"nodes/{node_id}/node.toml",
                              "api": f"http://{host}:{api_port}"}
     if p2p_port is not None:
-        settings["p2p"] = {"host": host, "port": p2p_port, "peers": peers or {}}
         entry = {"id": node_id, "org": org, "config": entry["config"], "api": entry["api"],
                  "p2p": f"{host}:{p2p_port}"}
-    (node_dir / "node.toml").write_text(tomli_w.dumps(settings))
     return entry
 
 

@@ -1,16 +1,20 @@
-"""Issuing access keys, and keeping their secrets sealed at rest.
+"""Issuing access keys, and keeping their secrets — and other secrets of the control
+plane — sealed at rest.
 
 HMAC verification needs the secret itself on the server (a hash of it would not do), so
 the control plane stores each secret encrypted with AES-256-GCM under a server master
 key, bound to its access key id, and decrypts it only to verify a request. The plain
-secret is returned once, when the key is issued, and never stored.
+secret is returned once, when the key is issued, and never stored. The same box seals a
+member CA's private key (``seal_bytes(MEMBER_CA_KEY, member_id, pem)``).
 
 Sealed format (bytes), version 1::
 
     0x01 | master key id (8 bytes) | GCM nonce (12 bytes) | ciphertext || tag (16 bytes)
 
-AAD = the first 9 bytes + ``b"consortia/access-key-secret/1\\x00"`` + access key id (UTF-8),
-so a sealed secret copied onto another key's row does not open.
+AAD = the first 9 bytes + ``b"consortia/" + domain + b"/1\\x00"`` + the binding (UTF-8):
+the domain says what kind of secret it is (``access-key-secret``, ``member-ca-key``), the
+binding which row owns it (the access key id, the member id). A sealed value copied onto
+another row, or into a column holding another kind of secret, does not open.
 The master key id is ``HMAC-SHA256(master key, "consortia/master-key-id")[:8]``: it says
 which master key sealed a secret, so keys can rotate (``SecretBox(new, previous=[old])``).
 """
@@ -32,8 +36,13 @@ _ID_BYTES = 10       # 80 random bits: ids are public, they only need to be uniq
 _SECRET_BYTES = 32   # 256 random bits
 _VERSION = b"\x01"
 _KEY_ID_LEN = 8
-_AAD_PREFIX = b"consortia/access-key-secret/1\x00"
 _MIN_DISTINCT_BYTES = 16
+_DOMAIN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz-")
+
+ACCESS_KEY_SECRET = "access-key-secret"  # noqa: S105 - a domain name, not a secret
+"""Domain of access-key secrets, bound to the access key id."""
+MEMBER_CA_KEY = "member-ca-key"
+"""Domain of a member CA's private key (PKCS#8 PEM), bound to the member id."""
 
 
 def generate_access_key() -> Credentials:
@@ -62,7 +71,8 @@ def _check_master_key(master_key: bytes) -> None:
 
 
 class SecretBox:
-    """Seals and opens access-key secrets with the server master key (AES-256-GCM).
+    """Seals and opens secrets with the server master key (AES-256-GCM), each bound to a
+    domain and to the row that owns it.
 
     ``previous`` master keys can still open what they sealed; ``needs_reseal`` tells which
     stored secrets to seal again under the current key.
@@ -79,28 +89,39 @@ class SecretBox:
         return f"SecretBox(master_key_id={self._current.hex()!r}, keys={len(self._keys)})"
 
     def seal(self, access_key_id: str, secret: str) -> bytes:
-        header = _VERSION + self._current
-        nonce, ciphertext = aead.encrypt(self._keys[self._current], secret.encode("utf-8"),
-                                         _aad(access_key_id, header))
-        return header + nonce + ciphertext
+        """An access key's secret, sealed for its row."""
+        return self.seal_bytes(ACCESS_KEY_SECRET, access_key_id, secret.encode("utf-8"))
 
     def open(self, access_key_id: str, sealed: bytes) -> str:
         """The secret sealed for ``access_key_id``; ``CryptoError`` if anything is off."""
+        return self.open_bytes(ACCESS_KEY_SECRET, access_key_id, sealed).decode("utf-8")
+
+    def seal_bytes(self, domain: str, binding: str, data: bytes) -> bytes:
+        """``data`` sealed as a ``domain`` secret of the row ``binding`` names."""
+        header = _VERSION + self._current
+        nonce, ciphertext = aead.encrypt(self._keys[self._current], data,
+                                         _aad(domain, binding, header))
+        return header + nonce + ciphertext
+
+    def open_bytes(self, domain: str, binding: str, sealed: bytes) -> bytes:
+        """What ``seal_bytes(domain, binding, …)`` sealed; ``CryptoError`` if anything is
+        off (another domain, another binding, another master key, a changed byte)."""
         header_len = 1 + _KEY_ID_LEN
         if len(sealed) < header_len + aead.NONCE_SIZE + 16 or sealed[:1] != _VERSION:
-            raise CryptoError("not a sealed access-key secret")
+            raise CryptoError(f"not a sealed {domain}")
         key = self._keys.get(sealed[1:header_len])
         if key is None:
             raise CryptoError("sealed under an unknown master key")
         nonce = sealed[header_len:header_len + aead.NONCE_SIZE]
-        plain = aead.decrypt(key, nonce, sealed[header_len + aead.NONCE_SIZE:],
-                             _aad(access_key_id, sealed[:header_len]))
-        return plain.decode("utf-8")
+        return aead.decrypt(key, nonce, sealed[header_len + aead.NONCE_SIZE:],
+                            _aad(domain, binding, sealed[:header_len]))
 
     def needs_reseal(self, sealed: bytes) -> bool:
         """True when ``sealed`` was sealed under a previous master key."""
         return sealed[1:1 + _KEY_ID_LEN] != self._current
 
 
-def _aad(access_key_id: str, header: bytes) -> bytes:
-    return header + _AAD_PREFIX + access_key_id.encode("utf-8")
+def _aad(domain: str, binding: str, header: bytes) -> bytes:
+    if not domain or not set(domain) <= _DOMAIN_CHARS:
+        raise ValueError(f"sealing domain {domain!r}: lower-case letters and '-'")
+    return header + b"consortia/" + domain.encode("ascii") + b"/1\x00" + binding.encode("utf-8")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
@@ -37,7 +38,7 @@ from consortia.control.http import errors
 from consortia.control.http.deps import AppState
 from consortia.control.http.middleware import RequestContextMiddleware
 from consortia.control.http.ratelimit import TokenBuckets
-from consortia.control.http.routes import access_keys, audit, sessions, tenant, users
+from consortia.control.http.routes import access_keys, audit, networks, sessions, tenant, users
 from consortia.control.http.schemas import Health
 from consortia.control.services import Control
 from consortia.control.settings import ControlSettings
@@ -69,12 +70,17 @@ TAGS: list[dict[str, Any]] = [
     {"name": "session", "description": "Console login with a password: a session cookie "
                                        "and a CSRF token."},
     {"name": "audit", "description": "Every change and every refused attempt."},
+    {"name": "networks", "description": "Consortium networks: profile, consensus, voting "
+                                         "policy; their chains and genesis."},
+    {"name": "members", "description": "Organizations of a network, each with its own CA."},
+    {"name": "nodes", "description": "A member's validators: added to and removed from a "
+                                      "running chain; status, health, endpoints."},
     {"name": "service", "description": "Health of the control plane."},
 ]
 
 DESCRIPTION = """\
-The Consortia control plane: tenants, users, access keys, sessions and the audit trail
-(networks, members and proposals follow).
+The Consortia control plane: tenants, users, access keys, sessions, the audit trail,
+networks with their members and nodes (invitations and proposals follow).
 
 Every call is **signed** with an access key (`CONSORTIA-HMAC-SHA256`, see
 docs/spec/api-signing.md) or made with a **console session** (`POST /v1/session`; changes
@@ -85,15 +91,20 @@ docs/spec/control-api.md lists the codes, the roles each operation needs, idempo
 
 
 def create_app(settings: ControlSettings, *, control: Control | None = None) -> FastAPI:
-    """The API over ``settings``' database; ``control`` (for tests) shares one already open."""
+    """The API over ``settings``' database; ``control`` (for tests) shares one already open.
+
+    With ``settings.data_dir`` the app runs chains: at start-up its ``Control`` opens the
+    local provisioner (adopting the nodes still running) and reconciles node statuses; at
+    shutdown an owned ``Control`` closes, leaving the nodes running for the next start."""
     ctl = control if control is not None else Control(settings)
     owned = control is None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(ctl.start)  # adopt the nodes that run, reconcile statuses
         yield
         if owned:
-            ctl.close()
+            await run_in_threadpool(ctl.close)
 
     app = FastAPI(title="Consortia control plane", version=__version__,
                   description=DESCRIPTION, openapi_tags=TAGS, lifespan=lifespan,
@@ -109,6 +120,8 @@ def create_app(settings: ControlSettings, *, control: Control | None = None) -> 
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     for module in (tenant, users, access_keys, sessions, audit):
         app.include_router(module.api)
+    for api in (networks.networks, networks.members, networks.nodes):
+        app.include_router(api)
 
     @app.get("/healthz", response_model=Health, tags=["service"], summary="Liveness",
              operation_id="health")

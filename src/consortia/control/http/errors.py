@@ -151,6 +151,15 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 CONFLICT_RESPONSE: dict[int | str, dict[str, Any]] = {409: {
     "model": ErrorResponse,
-    "description": "Conflicts with the current state (conflict, last_owner, key_limit) or "
-                   "a reused client_token with other parameters (idempotency_conflict)."}}
+    "description": "Conflicts with the current state (conflict, last_owner, key_limit, "
+                   "network_not_available, org_change_not_available, config_not_allowed, "
+                   "not_enough_approvals, …) or a reused client_token with other parameters "
+                   "(idempotency_conflict)."}}
 """Added to the operations that can conflict."""
+
+UNAVAILABLE_RESPONSE: dict[int | str, dict[str, Any]] = {503: {
+    "model": ErrorResponse,
+    "description": "The control plane cannot do it now: it runs no chains (no data "
+                   "directory), has no free ports, or the chain does not take the "
+                   "configuration change now (unavailable, chain_unavailable)."}}
+"""Added to the operations that start, change or stop chains."""

@@ -14,7 +14,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from consortia.control.store.enums import (
     AccessKeyStatus,
     AuditResult,
+    Consensus,
+    NodeHealth,
+    NodeStatus,
+    NodeType,
+    Profile,
+    Provisioner,
+    ResourceClass,
+    ResourceStatus,
     TenantStatus,
+    ThresholdComparator,
+    UsageMode,
     UserRole,
     UserStatus,
 )
@@ -32,6 +42,15 @@ Email = Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^
 Password = Annotated[str, Field(min_length=8, max_length=1024,
                                 description="At least 8 characters; stored as Argon2id.")]
 Description = Annotated[str, Field(max_length=256)]
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                            description="1-64 letters, digits, '.', '_', '-', starting with a "
+                                        "letter or digit; typed back to delete.")]
+MAX_FOUNDING_VALIDATORS = 16
+"""Validators a founding member may ask for: one machine's worth; more join one by one."""
+Validators = Annotated[int | None, Field(
+    default=None, ge=1, le=MAX_FOUNDING_VALIDATORS,
+    description="Validators of the founding member (default: solo 1, raft 3, pbft 4; pbft "
+                "needs at least 4).")]
 
 
 class _In(BaseModel):
@@ -178,6 +197,129 @@ class AuditRecord(_Out):
 
 class AuditList(BaseModel):
     items: list[AuditRecord]
+    next_page_token: str | None
+
+
+# --- networks, members, nodes --------------------------------------------------------------
+
+
+class VotingPolicy(BaseModel):
+    """How proposals of the network are decided (AMB's approval threshold policy)."""
+
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
+
+    threshold_percentage: int = Field(default=50, ge=0, le=100,
+                                      description="Share of YES votes a proposal needs.")
+    threshold_comparator: ThresholdComparator = ThresholdComparator.GREATER_THAN
+    proposal_duration_hours: int = Field(default=24, ge=1, le=168)
+
+
+class MemberConfig(_In):
+    name: Name
+    description: Description = ""
+
+
+class NetworkCreate(_In):
+    name: Name
+    description: Description = ""
+    profile: Profile = Field(description="Only ant chains can be created in this release; "
+                                         "fabric and quorum answer 422 profile_not_available.")
+    consensus: Consensus | None = Field(
+        default=None, description="Default: the profile's (ant: pbft).")
+    usage_mode: UsageMode = Field(
+        default=UsageMode.QUICK,
+        description="quick: the operator is also the first member, created with the network, "
+                    "and the chain starts at once; standard: the network only, its first "
+                    "member (POST /v1/networks/{network_id}/members) founds the chain.")
+    voting_policy: VotingPolicy = Field(default_factory=VotingPolicy)
+    validators: Validators = None
+    member: MemberConfig | None = Field(
+        default=None, description="Quick mode: the first member (default name: the tenant's).")
+    client_token: ClientToken | None = None
+
+
+class Network(BaseModel):
+    id: str = Field(examples=["net-7k3q9d0xw2m4c8rt"])
+    tenant_id: str = Field(description="The operator: the tenant that created it.")
+    name: str
+    description: str
+    chain_id: str
+    profile: Profile
+    consensus: Consensus
+    usage_mode: UsageMode
+    voting_policy: VotingPolicy
+    status: ResourceStatus
+    status_reason: str | None
+    genesis_hash: str | None = Field(description="Hash of the chain's genesis block (hex), "
+                                                 "once the chain is built.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class Member(_Out):
+    id: str = Field(examples=["mem-7k3q9d0xw2m4c8rt"])
+    network_id: str
+    tenant_id: str
+    name: str
+    org_id: str = Field(description="The organization id on chain (the member id).")
+    description: str
+    status: ResourceStatus
+    status_reason: str | None
+    ca_certificate_pem: str | None = Field(description="The member CA's root certificate; "
+                                                       "its key never leaves the server.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class NetworkCreated(Network):
+    member: Member | None = Field(description="Quick mode: the operator's member.")
+
+
+class NetworkList(BaseModel):
+    items: list[Network]
+    next_page_token: str | None
+
+
+class MemberCreate(_In):
+    name: Name
+    description: Description = ""
+    validators: Validators = None
+    client_token: ClientToken | None = None
+
+
+class MemberList(BaseModel):
+    items: list[Member]
+    next_page_token: str | None
+
+
+class NodeCreate(_In):
+    name: Name
+    node_type: NodeType = Field(default=NodeType.VALIDATOR,
+                                description="ant chains run validators only.")
+    resource_class: ResourceClass = ResourceClass.SMALL
+    client_token: ClientToken | None = None
+
+
+class Node(_Out):
+    id: str = Field(examples=["nd-7k3q9d0xw2m4c8rt"])
+    network_id: str
+    member_id: str
+    name: str
+    node_type: NodeType
+    resource_class: ResourceClass
+    status: NodeStatus
+    status_reason: str | None = Field(description="Why it is FAILED or UNHEALTHY.")
+    health: NodeHealth = Field(description="The last health check's verdict.")
+    health_checked_at: datetime | None
+    provisioner: Provisioner
+    api_endpoint: str | None = Field(description="Base URL of its node API.")
+    p2p_endpoint: str | None = Field(description="host:port of its p2p transport.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class NodeList(BaseModel):
+    items: list[Node]
     next_page_token: str | None
 
 

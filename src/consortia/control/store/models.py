@@ -226,6 +226,11 @@ class Network(Timestamps, Idempotent, Base):
     proposal_duration_hours: Mapped[int] = mapped_column(Integer)
     status: Mapped[ResourceStatus] = mapped_column(enum_type(ResourceStatus, "status"),
                                                    default=ResourceStatus.CREATING)
+    status_reason: Mapped[str | None] = mapped_column(String(_DESCRIPTION))
+    """Why the network is ``CREATING`` (waiting for its first member) or ``CREATE_FAILED``."""
+    genesis_hash: Mapped[str | None] = mapped_column(String(64))
+    """Lower-case hex hash of the chain's genesis block, once the chain is built: the trust
+    anchor proofs are verified against."""
 
 
 class Member(Timestamps, Idempotent, Base):
@@ -249,6 +254,8 @@ class Member(Timestamps, Idempotent, Base):
     description: Mapped[str] = mapped_column(String(_DESCRIPTION), default="")
     status: Mapped[ResourceStatus] = mapped_column(enum_type(ResourceStatus, "status"),
                                                    default=ResourceStatus.CREATING)
+    status_reason: Mapped[str | None] = mapped_column(String(_DESCRIPTION))
+    """Why the member is ``CREATE_FAILED``, when it is."""
     ca_certificate_pem: Mapped[str | None] = mapped_column(Text)
     ca_key_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     """The CA's private key, encrypted under the server master key; never stored plain."""

@@ -21,6 +21,13 @@ def router(tag: str) -> APIRouter:
 UserId = Annotated[str, Path(min_length=1, max_length=64, description="A user id (usr-…).")]
 AccessKeyId = Annotated[str, Path(min_length=1, max_length=64,
                                   description="An access key id (CK…).")]
+NetworkId = Annotated[str, Path(min_length=1, max_length=64,
+                                description="A network id (net-…).")]
+MemberId = Annotated[str, Path(min_length=1, max_length=64, description="A member id (mem-…).")]
+NodeId = Annotated[str, Path(min_length=1, max_length=64, description="A node id (nd-…).")]
+ConfirmName = Annotated[str | None, Query(
+    max_length=64, description="The resource's name, typed back: a delete without it, or "
+                               "with another name, is refused (422 confirmation_mismatch).")]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")]
 PageToken = Annotated[str | None, Query(
     max_length=256, description="next_page_token of the previous page.")]
@@ -38,3 +45,13 @@ def key_out(row: models.AccessKey, **extra: Any) -> dict[str, Any]:
     return {"access_key_id": row.id, "user_id": row.user_id, "description": row.description,
             "status": row.status, "created_at": row.created_at, "updated_at": row.updated_at,
             "last_used_at": row.last_used_at, **extra}
+
+
+def network_out(row: models.Network) -> dict[str, Any]:
+    return {"id": row.id, "tenant_id": row.tenant_id, "name": row.name,
+            "description": row.description, "chain_id": row.chain_id, "profile": row.profile,
+            "consensus": row.consensus, "usage_mode": row.usage_mode,
+            "voting_policy": schemas.VotingPolicy.model_validate(row),
+            "status": row.status, "status_reason": row.status_reason,
+            "genesis_hash": row.genesis_hash, "created_at": row.created_at,
+            "updated_at": row.updated_at}

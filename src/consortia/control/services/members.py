@@ -1,0 +1,218 @@
+"""Members: a tenant's organization in a network, each with its own CA.
+
+Rules (docs/spec/control-api.md, "Members"):
+
+- a member is created by the network's creator (admins and owners) — here, the first
+  member of a network made in ``standard`` mode, which founds its chain (genesis with the
+  member's organization, its validators started); invitees will create theirs from an
+  invitation (next step);
+- adding an organization to a chain that runs needs an organization configuration
+  transaction the engine does not have yet: 409 ``org_change_not_available``;
+- each member's CA is made with it; its private key is sealed under the master key, bound
+  to the member id (``SecretBox`` domain ``member-ca-key``), never stored plain;
+- a member is deleted by its own tenant, typing its name back; the last member of a
+  network takes the chain (its nodes) and the network with it; removing one of several
+  members takes a REMOVE_MEMBER proposal (409 ``member_removal_needs_proposal``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from consortia.control.services.chains import new_member_ca, open_member_ca, validators_of
+from consortia.control.services.context import (
+    Actor,
+    Created,
+    Page,
+    check_replay,
+    fingerprint,
+    paginate,
+    require_confirmation,
+)
+from consortia.control.services.runtime import ChainRuntime, teardown
+from consortia.control.services.scope import (
+    LIVE,
+    live_members,
+    own_member,
+    visible_member,
+    visible_network,
+)
+from consortia.control.store.base import new_id, utcnow
+from consortia.control.store.enums import (
+    Consensus,
+    NodeStatus,
+    NodeType,
+    Provisioner,
+    ResourceClass,
+    ResourceStatus,
+    UserRole,
+)
+from consortia.control.store.models import Member, Network, Node
+from consortia.identity.ca import CertificateAuthority
+from consortia.sdk.network import validator_count
+from consortia.types.config import ConsensusKind
+from consortia.types.errors import ConfigError, Conflict, Forbidden, InvalidRequest
+
+if TYPE_CHECKING:
+    from consortia.control.services.control import Control
+
+
+def founding_validators(consensus: Consensus, validators: int | None) -> int:
+    """How many validators a chain founded with ``consensus`` gets (422 if it cannot run
+    that many)."""
+    try:
+        return validator_count(ConsensusKind(consensus.value), validators)
+    except ConfigError as exc:
+        raise InvalidRequest(exc.message, code="invalid_validator_count") from None
+
+
+def add_founder(db: Session, control: Control, runtime: ChainRuntime, actor: Actor,
+                network: Network, *, name: str, description: str, validators: int,
+                client_token: str | None = None, request_sha256: str | None = None
+                ) -> Member:
+    """The member that founds ``network``'s chain, with its CA and the rows of its
+    ``validators`` nodes (``validator0`` …), each with ports of its own; the chain is
+    written and started afterwards by ``ChainRuntime.launch``."""
+    member_id = new_id("mem")
+    ca_pem, sealed = new_member_ca(control.box, member_id)
+    member = Member(id=member_id, network_id=network.id, tenant_id=actor.tenant_id,
+                    name=name, org_id=member_id, description=description,
+                    status=ResourceStatus.CREATING, ca_certificate_pem=ca_pem,
+                    ca_key_sealed=sealed, client_token=client_token,
+                    request_sha256=request_sha256)
+    db.add(member)
+    db.flush()
+    solo = network.consensus is Consensus.SOLO
+    ports = runtime.allocate_ports(db, validators * (1 if solo else 2))
+    host = control.settings.node_host
+    at = utcnow()
+    for i in range(validators):
+        api = ports[i] if solo else ports[2 * i]
+        db.add(Node(id=new_id("nd"), network_id=network.id, member_id=member.id,
+                    tenant_id=actor.tenant_id, name=f"validator{i}",
+                    node_type=NodeType.VALIDATOR, resource_class=ResourceClass.SMALL,
+                    status=NodeStatus.CREATING, provisioner=Provisioner.LOCAL,
+                    api_endpoint=f"http://{host}:{api}",
+                    p2p_endpoint=None if solo else f"{host}:{ports[2 * i + 1]}",
+                    created_at=at + timedelta(microseconds=i)))  # listed in their order
+    network.status_reason = f"starting the {validators} validator(s) of its first member"
+    db.flush()
+    return member
+
+
+class MemberService:
+    def __init__(self, control: Control) -> None:
+        self._c = control
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def list(self, actor: Actor, network_id: str, *, status: ResourceStatus | None = None,
+             limit: int, page_token: str | None) -> Page[Member]:
+        """The network's members, oldest first (to every tenant that sees the network)."""
+        with self._c.transaction() as db:
+            visible_network(db, actor.tenant_id, network_id)
+            stmt = select(Member).where(Member.network_id == network_id)
+            if status is not None:
+                stmt = stmt.where(Member.status == status)
+            return paginate(db, stmt, Member, limit=limit, page_token=page_token)
+
+    def get(self, actor: Actor, network_id: str, member_id: str) -> Member:
+        with self._c.transaction() as db:
+            return visible_member(db, actor.tenant_id, network_id, member_id)
+
+    def certificate_authority(self, actor: Actor, network_id: str,
+                              member_id: str) -> CertificateAuthority:
+        """The member's CA with its key opened in memory, for issuing identities in this
+        process (admins and owners of the member's tenant). Nothing is written."""
+        actor.require(UserRole.ADMIN, "using a member's CA")
+        with self._c.transaction() as db:
+            member = own_member(db, actor.tenant_id, network_id, member_id)
+        return open_member_ca(self._c.box, member)
+
+    # --- changing --------------------------------------------------------------------------
+
+    def create(self, actor: Actor, network_id: str, *, name: str, description: str = "",
+               validators: int | None = None, client_token: str | None = None
+               ) -> Created[Member]:
+        actor.require(UserRole.ADMIN, "creating members")
+        fp = fingerprint(self._c.fingerprint_key, "member.create", actor, {
+            "network_id": network_id, "name": name, "description": description,
+            "validators": validators})
+        runtime = self._c.runtime
+        runtime.start()
+        with self._c.transaction() as db:
+            if client_token is not None:
+                existing = self._by_token(db, actor.tenant_id, client_token)
+                if existing is not None:
+                    return self._replay(db, actor, existing, fp, client_token)
+            network = visible_network(db, actor.tenant_id, network_id)
+            if network.tenant_id != actor.tenant_id:
+                raise Forbidden("only the network's creator adds members directly; other "
+                                "tenants join by invitation", code="not_network_creator")
+            if network.status not in (ResourceStatus.CREATING, ResourceStatus.AVAILABLE):
+                raise Conflict(f"network {network.id} is {network.status.value}",
+                               code="network_not_available")
+            if network.genesis_hash is not None or live_members(db, network.id):
+                raise Conflict("the network's chain runs already: adding an organization to "
+                               "it needs an organization configuration transaction, which "
+                               "this release does not have", code="org_change_not_available")
+            count = founding_validators(network.consensus, validators)
+            try:
+                with db.begin_nested():
+                    member = add_founder(db, self._c, runtime, actor, network, name=name,
+                                         description=description, validators=count,
+                                         client_token=client_token,
+                                         request_sha256=fp if client_token else None)
+            except IntegrityError:
+                existing = (None if client_token is None
+                            else self._by_token(db, actor.tenant_id, client_token))
+                if existing is not None:
+                    return self._replay(db, actor, existing, fp, client_token or "")
+                raise Conflict(f"network {network_id} already has a member named "
+                               f"{name!r}") from None
+            self._c.audit.record(db, actor, "member.create", member.id)
+        runtime.launch(network_id)
+        with self._c.transaction() as db:
+            return Created(own_member(db, actor.tenant_id, network_id, member.id))
+
+    def delete(self, actor: Actor, network_id: str, member_id: str,
+               confirm_name: str | None) -> None:
+        """Leave the network: the member's nodes are stopped and the member DELETED; as the
+        last member, the network is DELETED with it."""
+        actor.require(UserRole.ADMIN, "deleting members")
+        with self._c.transaction() as db:
+            member = own_member(db, actor.tenant_id, network_id, member_id)
+            require_confirmation(confirm_name, member.name, f"member {member.id}")
+            if member.status not in LIVE:
+                raise Conflict(f"member {member.id} is {member.status.value} already")
+            if any(m.id != member.id for m in live_members(db, network_id)):
+                raise Conflict("the network has other members: removing one takes a "
+                               "REMOVE_MEMBER proposal they vote on",
+                               code="member_removal_needs_proposal")
+            network = db.get(Network, network_id)
+            assert network is not None
+            nodes = [n.id for n in validators_of(db, network_id) if n.member_id == member.id]
+            member.status = ResourceStatus.DELETING
+            network.status = ResourceStatus.DELETING
+            for node in db.scalars(select(Node).where(Node.id.in_(nodes))):
+                node.status = NodeStatus.DELETING
+            self._c.audit.record(db, actor, "member.delete", member.id)
+        teardown(self._c, network_id, nodes, [member_id])
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _replay(self, db: Session, actor: Actor, member: Member, fp: str,
+                client_token: str) -> Created[Member]:
+        check_replay(member.request_sha256, fp, client_token)
+        self._c.audit.record(db, actor, "member.create", member.id)
+        return Created(member, replayed=True)
+
+    @staticmethod
+    def _by_token(db: Session, tenant_id: str, client_token: str) -> Member | None:
+        return db.scalar(select(Member).where(Member.tenant_id == tenant_id,
+                                              Member.client_token == client_token))

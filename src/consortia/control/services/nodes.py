@@ -1,0 +1,330 @@
+"""Nodes: a member's validators (``ant`` chains), added to and removed from a running chain.
+
+Rules (docs/spec/control-api.md, "Nodes"):
+
+- operators and stronger of the member's tenant create and delete its nodes; only that
+  tenant sees them;
+- ``ant`` chains have validators only: ``peer`` and ``orderer`` are refused with 422
+  ``node_type_not_available``; a solo chain has exactly one validator (409
+  ``config_not_allowed``); the network must be AVAILABLE;
+- **add**: the row is written (CREATING, its ports), then the validator's identity is
+  issued by the member's CA and its directory written, and the ``validator_update``
+  configuration transaction that adds it — signed by an admin of the member's
+  organization and approved by admins of a majority of the network's organizations — is
+  submitted through an AVAILABLE validator's API and waited for; once it has committed, the
+  node's process is started (AVAILABLE when it answers its health check, having caught up).
+  A change that does not commit leaves the node FAILED with the reason;
+- **delete** (name typed back): a node that joined the chain is first removed from the
+  validators by the reverse transaction — refused (409) for the last one, answered 503 when
+  the chain cannot take it now — then its process is stopped; the row stays DELETED and
+  its directory stays on disk;
+- approvals are given by the admins of the caller tenant's members in the network; where
+  they are not a majority, 409 ``not_enough_approvals`` (other organizations' approvals
+  come with proposals and votes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from consortia.control.services.chains import (
+    GONE,
+    admin_identity,
+    open_member_ca,
+    validator_change,
+    validators_of,
+)
+from consortia.control.services.context import (
+    Actor,
+    Created,
+    Page,
+    check_replay,
+    fingerprint,
+    paginate,
+    require_confirmation,
+)
+from consortia.control.services.scope import live_members, own_member, own_node
+from consortia.control.store.base import new_id
+from consortia.control.store.enums import (
+    Consensus,
+    NodeStatus,
+    NodeType,
+    Provisioner,
+    ResourceClass,
+    ResourceStatus,
+    UserRole,
+)
+from consortia.control.store.models import Member, Network, Node
+from consortia.crypto import CryptoError
+from consortia.sdk.identity import Identity
+from consortia.sdk.tx import SignedTx
+from consortia.types.config import MAX_VALIDATORS
+from consortia.types.errors import (
+    Conflict,
+    ConsortiaError,
+    InvalidRequest,
+    Unavailable,
+)
+
+if TYPE_CHECKING:
+    from consortia.control.services.control import Control
+
+_CHAIN_ERRORS = (ConsortiaError, CryptoError, OSError, ValueError, KeyError, httpx.HTTPError)
+"""What writing a node's files and talking to a node can raise."""
+
+
+@dataclass(frozen=True)
+class _Change:
+    """What a validator change needs, read in one transaction."""
+
+    network: Network
+    member: Member
+    node: Node
+    approvers: list[Member]
+    """The members whose admins sign, the node's own first."""
+    target: str
+    """The API of an AVAILABLE validator to submit through."""
+    peers: dict[str, str]
+    """Validator id → p2p endpoint of the other validators."""
+
+
+class NodeService:
+    def __init__(self, control: Control) -> None:
+        self._c = control
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def list(self, actor: Actor, network_id: str, member_id: str, *,
+             status: NodeStatus | None = None, limit: int,
+             page_token: str | None) -> Page[Node]:
+        with self._c.transaction() as db:
+            own_member(db, actor.tenant_id, network_id, member_id)
+            stmt = select(Node).where(Node.member_id == member_id,
+                                      Node.network_id == network_id,
+                                      Node.tenant_id == actor.tenant_id)
+            if status is not None:
+                stmt = stmt.where(Node.status == status)
+            return paginate(db, stmt, Node, limit=limit, page_token=page_token)
+
+    def get(self, actor: Actor, network_id: str, member_id: str, node_id: str) -> Node:
+        with self._c.transaction() as db:
+            return own_node(db, actor.tenant_id, network_id, member_id, node_id)
+
+    # --- add -------------------------------------------------------------------------------
+
+    def create(self, actor: Actor, network_id: str, member_id: str, *, name: str,
+               node_type: NodeType = NodeType.VALIDATOR,
+               resource_class: ResourceClass = ResourceClass.SMALL,
+               client_token: str | None = None) -> Created[Node]:
+        actor.require(UserRole.OPERATOR, "creating nodes")
+        fp = fingerprint(self._c.fingerprint_key, "node.create", actor, {
+            "network_id": network_id, "member_id": member_id, "name": name,
+            "node_type": node_type.value, "resource_class": resource_class.value})
+        runtime = self._c.runtime
+        runtime.start()
+        with self._c.transaction() as db:
+            if client_token is not None:
+                existing = self._by_token(db, actor.tenant_id, client_token)
+                if existing is not None:
+                    return self._replay(db, actor, existing, fp, client_token)
+            member = own_member(db, actor.tenant_id, network_id, member_id)
+            network = db.get(Network, network_id)
+            assert network is not None
+            if node_type is not NodeType.VALIDATOR:
+                raise InvalidRequest(f"{network.profile.value} chains run validators only; "
+                                     f"{node_type.value} nodes are not available",
+                                     code="node_type_not_available")
+            _check_changeable(network, member)
+            validators = validators_of(db, network_id)
+            if len(validators) >= MAX_VALIDATORS:
+                raise Conflict(f"a chain has at most {MAX_VALIDATORS} validators",
+                               code="config_not_allowed")
+            _approvers(db, actor, network, member)  # refuse early, before any row
+            api, p2p = runtime.allocate_ports(db, 2)
+            host = self._c.settings.node_host
+            node = Node(id=new_id("nd"), network_id=network_id, member_id=member_id,
+                        tenant_id=actor.tenant_id, name=name, node_type=node_type,
+                        resource_class=resource_class, status=NodeStatus.CREATING,
+                        provisioner=Provisioner.LOCAL, api_endpoint=f"http://{host}:{api}",
+                        p2p_endpoint=f"{host}:{p2p}", client_token=client_token,
+                        request_sha256=fp if client_token else None)
+            try:
+                with db.begin_nested():
+                    db.add(node)
+            except IntegrityError:
+                existing = (None if client_token is None
+                            else self._by_token(db, actor.tenant_id, client_token))
+                if existing is not None:
+                    return self._replay(db, actor, existing, fp, client_token or "")
+                raise Conflict(f"network {network_id} already has a node named "
+                               f"{name!r}") from None
+            self._c.audit.record(db, actor, "node.create", node.id)
+        self._join(actor, node.id)
+        with self._c.transaction() as db:
+            return Created(own_node(db, actor.tenant_id, network_id, member_id, node.id))
+
+    def _join(self, actor: Actor, node_id: str) -> None:
+        """Make the new node a validator of its chain, then start it; FAILED on failure."""
+        runtime = self._c.runtime
+        try:
+            change = self._read_change(actor, node_id)
+            ca = open_member_ca(self._c.box, change.member)
+            cert = runtime.files.write_validator(ca, change.node, self._c.settings.node_host,
+                                                 change.peers)
+            tx = self._signed(change, "add", cert)
+            receipt = runtime.gateway.commit(change.target, tx,
+                                             timeout=self._c.settings.chain_timeout_seconds)
+            if receipt.get("status") != "committed":
+                raise Unavailable(_not_committed(tx, receipt))
+            with self._c.transaction() as db:
+                row = db.get(Node, node_id)
+                assert row is not None
+                row.provisioner_ref = node_id
+            runtime.provision(change.node)
+        except _CHAIN_ERRORS as exc:
+            with self._c.transaction() as db:
+                row = db.get(Node, node_id)
+                if row is not None and row.status not in GONE:
+                    row.status = NodeStatus.FAILED
+                    row.status_reason = f"could not join the chain: {_why(exc)}"[:1024]
+
+    # --- delete ----------------------------------------------------------------------------
+
+    def delete(self, actor: Actor, network_id: str, member_id: str, node_id: str,
+               confirm_name: str | None) -> None:
+        actor.require(UserRole.OPERATOR, "deleting nodes")
+        runtime = self._c.runtime
+        runtime.start()
+        with self._c.transaction() as db:
+            node = own_node(db, actor.tenant_id, network_id, member_id, node_id)
+            require_confirmation(confirm_name, node.name, f"node {node.id}")
+            if node.status in GONE:
+                raise Conflict(f"node {node.id} is {node.status.value} already")
+            network = db.get(Network, network_id)
+            assert network is not None
+            joined = (network.status is ResourceStatus.AVAILABLE
+                      and node.provisioner_ref is not None)
+            if joined:
+                if network.consensus is Consensus.SOLO:
+                    raise Conflict("a solo chain has exactly one validator; delete the "
+                                   "network instead", code="config_not_allowed")
+                others = [v for v in validators_of(db, network_id)
+                          if v.id != node.id and v.provisioner_ref is not None]
+                if not others:
+                    raise Conflict("the last validator of a chain cannot be removed; delete "
+                                   "the network instead", code="config_not_allowed")
+        if joined:
+            self._leave(actor, node_id)
+        with self._c.transaction() as db:
+            node = own_node(db, actor.tenant_id, network_id, member_id, node_id)
+            node.status = NodeStatus.DELETING
+            self._c.audit.record(db, actor, "node.delete", node.id)
+        runtime.unprovision(node_id)
+        with self._c.transaction() as db:
+            node = own_node(db, actor.tenant_id, network_id, member_id, node_id)
+            node.status = NodeStatus.DELETED
+
+    def _leave(self, actor: Actor, node_id: str) -> None:
+        """Remove the node from the chain's validators; raise when the chain refuses or
+        cannot take the change now (nothing is changed then)."""
+        runtime = self._c.runtime
+        change = self._read_change(actor, node_id)
+        try:
+            tx = self._signed(change, "remove", b"")
+            receipt = runtime.gateway.commit(change.target, tx,
+                                             timeout=self._c.settings.chain_timeout_seconds)
+        except _CHAIN_ERRORS as exc:
+            raise Unavailable(f"could not remove the validator from the chain: {_why(exc)}",
+                              code="chain_unavailable") from None
+        status = receipt.get("status")
+        if status == "committed" or receipt.get("error") == "unknown_validator":
+            return
+        if status == "pending":
+            raise Unavailable(_not_committed(tx, receipt), code="chain_unavailable")
+        raise Conflict(_not_committed(tx, receipt), code="validator_change_refused")
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _read_change(self, actor: Actor, node_id: str) -> _Change:
+        with self._c.transaction() as db:
+            node = db.get(Node, node_id)
+            assert node is not None
+            network = db.get(Network, node.network_id)
+            member = db.get(Member, node.member_id)
+            assert network is not None and member is not None
+            approvers = _approvers(db, actor, network, member)
+            others = [v for v in validators_of(db, network.id) if v.id != node.id]
+            target = next((v.api_endpoint for v in others
+                           if v.status is NodeStatus.AVAILABLE and v.api_endpoint), None)
+            if target is None:
+                raise Unavailable("no other validator of the network is AVAILABLE to take "
+                                  "the configuration change", code="chain_unavailable")
+            peers = {v.id: v.p2p_endpoint for v in others if v.p2p_endpoint}
+            return _Change(network, member, node, approvers, target, peers)
+
+    def _signed(self, change: _Change, op: str, cert: bytes) -> SignedTx:
+        """The validator change, bound to the configuration in force (read from the node
+        it is submitted to), signed and approved by the approvers' admins."""
+        info = self._c.runtime.gateway.chain_info(change.target)
+        sequence = int(info["config"]["sequence"])
+        admins: list[Identity] = [admin_identity(open_member_ca(self._c.box, m))
+                                  for m in change.approvers]
+        return validator_change(admins, change.network.chain_id, op, change.node,
+                                change.member.org_id, cert, sequence)
+
+    def _replay(self, db: Session, actor: Actor, node: Node, fp: str,
+                client_token: str) -> Created[Node]:
+        check_replay(node.request_sha256, fp, client_token)
+        self._c.audit.record(db, actor, "node.create", node.id)
+        return Created(node, replayed=True)
+
+    @staticmethod
+    def _by_token(db: Session, tenant_id: str, client_token: str) -> Node | None:
+        return db.scalar(select(Node).where(Node.tenant_id == tenant_id,
+                                            Node.client_token == client_token))
+
+
+def _approvers(db: Session, actor: Actor, network: Network, member: Member) -> list[Member]:
+    """Members of the caller's tenant whose admins approve: as many as a majority of
+    the network's organizations needs, the node's own member first."""
+    members = [m for m in live_members(db, network.id) if m.ca_key_sealed is not None]
+    need = len(members) // 2 + 1
+    mine = [member] + [m for m in members
+                       if m.tenant_id == actor.tenant_id and m.id != member.id]
+    if len(mine) < need:
+        raise Conflict(f"changing the validators needs the admins of {need} of the "
+                       f"network's {len(members)} organizations; this tenant holds "
+                       f"{len(mine)} (other members approve through proposals)",
+                       code="not_enough_approvals")
+    return mine[:need]
+
+
+def _check_changeable(network: Network, member: Member) -> None:
+    if network.status is not ResourceStatus.AVAILABLE:
+        raise Conflict(f"network {network.id} is {network.status.value}: nodes are added to "
+                       "AVAILABLE networks", code="network_not_available")
+    if member.status is not ResourceStatus.AVAILABLE:
+        raise Conflict(f"member {member.id} is {member.status.value}",
+                       code="member_not_available")
+    if network.consensus is Consensus.SOLO:
+        raise Conflict("a solo chain has exactly one validator; create a raft or pbft "
+                       "network for more", code="config_not_allowed")
+
+
+def _not_committed(tx: SignedTx, receipt: dict[str, object]) -> str:
+    status = receipt.get("status")
+    error = receipt.get("error")
+    return (f"the validator change (transaction {tx.id_hex}) did not commit: {status}"
+            + (f" ({error})" if error else ""))
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, ConsortiaError):
+        return f"{exc.code}: {exc.message}"
+    return f"{exc.__class__.__name__}: {exc}"
