@@ -31,6 +31,7 @@ from consortia.control.services.context import (
     Created,
     Page,
     at_least,
+    by_client_token,
     check_replay,
     fingerprint,
     paginate,
@@ -95,7 +96,7 @@ class AccessKeyService:
         creds = generate_access_key()
         with self._c.transaction() as db:
             if client_token is not None:
-                existing = self._by_token(db, actor.tenant_id, client_token)
+                existing = by_client_token(db, AccessKey, actor.tenant_id, client_token)
                 if existing is not None:
                     return self._replay(db, actor, existing, fp, client_token)
             owner = get_user(db, actor.tenant_id, owner_id)
@@ -115,7 +116,7 @@ class AccessKeyService:
                     db.add(key)
             except IntegrityError:
                 existing = (None if client_token is None
-                            else self._by_token(db, actor.tenant_id, client_token))
+                            else by_client_token(db, AccessKey, actor.tenant_id, client_token))
                 if existing is None:
                     raise
                 return self._replay(db, actor, existing, fp, client_token or "")
@@ -179,7 +180,3 @@ class AccessKeyService:
         self._c.audit.record(db, actor, "access_key.create", key.id)
         return Created(IssuedKey(key, secret), replayed=True)
 
-    @staticmethod
-    def _by_token(db: Session, tenant_id: str, client_token: str) -> AccessKey | None:
-        return db.scalar(select(AccessKey).where(AccessKey.tenant_id == tenant_id,
-                                                 AccessKey.client_token == client_token))

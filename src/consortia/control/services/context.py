@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from consortia.control.store.base import Idempotent
 from consortia.control.store.enums import UserRole
 from consortia.types.errors import Conflict, Forbidden, InvalidRequest
 
@@ -185,6 +186,17 @@ def check_replay(stored_fingerprint: str | None, fp: str, client_token: str) -> 
         raise Conflict(f"client_token {client_token!r} was already used for a different "
                        "request; use a new token for a new request",
                        code="idempotency_conflict")
+
+
+R = TypeVar("R", bound=Idempotent)
+
+
+def by_client_token(db: Session, model: type[R], tenant_id: str, client_token: str) -> R | None:
+    """The row a first create with ``client_token`` made in this tenant: what a retried
+    create answers with (the table's ``UNIQUE (tenant_id, client_token)`` makes it one)."""
+    m: Any = model
+    return db.scalar(select(model).where(m.tenant_id == tenant_id,
+                                         m.client_token == client_token))
 
 
 def require_confirmation(given: str | None, expected: str, what: str) -> None:

@@ -29,6 +29,7 @@ from consortia.control.services.context import (
     Actor,
     Created,
     Page,
+    by_client_token,
     check_replay,
     fingerprint,
     paginate,
@@ -147,7 +148,7 @@ class MemberService:
         runtime.start()
         with self._c.transaction() as db:
             if client_token is not None:
-                existing = self._by_token(db, actor.tenant_id, client_token)
+                existing = by_client_token(db, Member, actor.tenant_id, client_token)
                 if existing is not None:
                     return self._replay(db, actor, existing, fp, client_token)
             network = visible_network(db, actor.tenant_id, network_id)
@@ -170,7 +171,7 @@ class MemberService:
                                          request_sha256=fp if client_token else None)
             except IntegrityError:
                 existing = (None if client_token is None
-                            else self._by_token(db, actor.tenant_id, client_token))
+                            else by_client_token(db, Member, actor.tenant_id, client_token))
                 if existing is not None:
                     return self._replay(db, actor, existing, fp, client_token or "")
                 raise Conflict(f"network {network_id} already has a member named "
@@ -212,7 +213,3 @@ class MemberService:
         self._c.audit.record(db, actor, "member.create", member.id)
         return Created(member, replayed=True)
 
-    @staticmethod
-    def _by_token(db: Session, tenant_id: str, client_token: str) -> Member | None:
-        return db.scalar(select(Member).where(Member.tenant_id == tenant_id,
-                                              Member.client_token == client_token))

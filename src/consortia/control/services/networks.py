@@ -30,6 +30,7 @@ from consortia.control.services.context import (
     Actor,
     Created,
     Page,
+    by_client_token,
     check_replay,
     fingerprint,
     paginate,
@@ -146,7 +147,7 @@ class NetworkService:
             runtime.start()
         with self._c.transaction() as db:
             if client_token is not None:
-                existing = self._by_token(db, actor.tenant_id, client_token)
+                existing = by_client_token(db, Network, actor.tenant_id, client_token)
                 if existing is not None:
                     return self._replay(db, actor, existing, fp, client_token)
             taken = db.scalar(select(Network.id).where(
@@ -170,7 +171,7 @@ class NetworkService:
                     db.add(network)
             except IntegrityError:
                 existing = (None if client_token is None
-                            else self._by_token(db, actor.tenant_id, client_token))
+                            else by_client_token(db, Network, actor.tenant_id, client_token))
                 if existing is None:
                     raise
                 return self._replay(db, actor, existing, fp, client_token or "")
@@ -221,10 +222,6 @@ class NetworkService:
         return Created(CreatedNetwork(network, _first_member(db, actor, network.id)),
                        replayed=True)
 
-    @staticmethod
-    def _by_token(db: Session, tenant_id: str, client_token: str) -> Network | None:
-        return db.scalar(select(Network).where(Network.tenant_id == tenant_id,
-                                               Network.client_token == client_token))
 
 
 def _first_member(db: Session, actor: Actor, network_id: str) -> Member | None:

@@ -44,6 +44,7 @@ from consortia.control.services.context import (
     Actor,
     Created,
     Page,
+    by_client_token,
     check_replay,
     fingerprint,
     paginate,
@@ -130,7 +131,7 @@ class NodeService:
         runtime.start()
         with self._c.transaction() as db:
             if client_token is not None:
-                existing = self._by_token(db, actor.tenant_id, client_token)
+                existing = by_client_token(db, Node, actor.tenant_id, client_token)
                 if existing is not None:
                     return self._replay(db, actor, existing, fp, client_token)
             member = own_member(db, actor.tenant_id, network_id, member_id)
@@ -159,7 +160,7 @@ class NodeService:
                     db.add(node)
             except IntegrityError:
                 existing = (None if client_token is None
-                            else self._by_token(db, actor.tenant_id, client_token))
+                            else by_client_token(db, Node, actor.tenant_id, client_token))
                 if existing is not None:
                     return self._replay(db, actor, existing, fp, client_token or "")
                 raise Conflict(f"network {network_id} already has a node named "
@@ -284,10 +285,6 @@ class NodeService:
         self._c.audit.record(db, actor, "node.create", node.id)
         return Created(node, replayed=True)
 
-    @staticmethod
-    def _by_token(db: Session, tenant_id: str, client_token: str) -> Node | None:
-        return db.scalar(select(Node).where(Node.tenant_id == tenant_id,
-                                            Node.client_token == client_token))
 
 
 def _approvers(db: Session, actor: Actor, network: Network, member: Member) -> list[Member]:

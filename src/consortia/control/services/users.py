@@ -24,6 +24,7 @@ from consortia.control.services.context import (
     Actor,
     Created,
     Page,
+    by_client_token,
     check_replay,
     fingerprint,
     paginate,
@@ -97,7 +98,7 @@ class UserService:
         password_hash = None if password is None else self._c.passwords.hash(password)
         with self._c.transaction() as db:
             if client_token is not None:
-                existing = self._by_token(db, actor.tenant_id, client_token)
+                existing = by_client_token(db, User, actor.tenant_id, client_token)
                 if existing is not None:
                     check_replay(existing.request_sha256, fp, client_token)
                     self._c.audit.record(db, actor, "user.create", existing.id)
@@ -111,7 +112,7 @@ class UserService:
                     db.add(user)
             except IntegrityError:
                 if client_token is not None:  # a concurrent retry won the race
-                    existing = self._by_token(db, actor.tenant_id, client_token)
+                    existing = by_client_token(db, User, actor.tenant_id, client_token)
                     if existing is not None:
                         check_replay(existing.request_sha256, fp, client_token)
                         self._c.audit.record(db, actor, "user.create", existing.id)
@@ -163,7 +164,3 @@ class UserService:
             db.delete(user)
             self._c.audit.record(db, actor, "user.delete", user.id)
 
-    @staticmethod
-    def _by_token(db: Session, tenant_id: str, client_token: str) -> User | None:
-        return db.scalar(select(User).where(User.tenant_id == tenant_id,
-                                            User.client_token == client_token))
