@@ -15,6 +15,7 @@ API that commits every configuration change). The real ones run in
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -312,3 +314,14 @@ def live_server(app: FastAPI) -> Iterator[LiveServer]:
         yield server
     finally:
         server.stop()
+
+
+def require_node() -> str:
+    """Node.js, for the explorer's JavaScript: a failure in CI (CONSORTIA_REQUIRE_NODE, set
+    by .ci/run, which installs it), a skip with the reason on a machine without it."""
+    node = shutil.which("node")
+    if node is None:
+        if os.environ.get("CONSORTIA_REQUIRE_NODE"):
+            pytest.fail("node is required (CONSORTIA_REQUIRE_NODE) but not installed")
+        pytest.skip("Node.js is not installed (CI installs it)")
+    return node

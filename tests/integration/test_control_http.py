@@ -11,8 +11,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -23,7 +21,14 @@ import pytest
 
 from consortia.control.settings import RateLimit
 from consortia.sdk import Credentials, SigningAuth
-from tests.control_helpers import PASSWORD, ControlWorld, LiveServer, live_server, make_world
+from tests.control_helpers import (
+    PASSWORD,
+    ControlWorld,
+    LiveServer,
+    live_server,
+    make_world,
+    require_node,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -160,14 +165,6 @@ def test_rate_limits_answer_429_with_retry_after(tmp_path: Path) -> None:
         world.close()
 
 
-def _node() -> str:
-    node = shutil.which("node")
-    if node is None:
-        if os.environ.get("CONSORTIA_REQUIRE_NODE"):
-            pytest.fail("node is required (CONSORTIA_REQUIRE_NODE) but not installed")
-        pytest.skip("Node.js is not installed (CI installs it)")
-    return node
-
 
 _EXPLORER_RUN = """
 import { listOperations, exampleFor, send } from %(core)s;
@@ -203,8 +200,8 @@ def test_the_explorer_signs_calls_this_server_accepts(world: ControlWorld,
         "core": json.dumps((STATIC / "explorer-core.js").as_uri()),
         "base": json.dumps(server.url), "key_id": json.dumps(creds.access_key_id),
         "secret": json.dumps(creds.secret), "password": json.dumps(PASSWORD)}
-    proc = subprocess.run([_node(), "--input-type=module", "-e", script], capture_output=True,
-                          text=True, timeout=60, check=False)
+    proc = subprocess.run([require_node(), "--input-type=module", "-e", script],
+                          capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["tags"][:5] == ["tenant", "users", "access keys", "session", "audit"]

@@ -5,14 +5,11 @@ the server do. Node is a real JavaScript engine; a browser run comes with the co
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import pytest
-
+from tests.control_helpers import require_node
 from tests.unit.test_api_signing import read_vectors
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,14 +31,6 @@ console.log(JSON.stringify(out));
 """
 
 
-def _node() -> str:
-    node = shutil.which("node")
-    if node is None:
-        if os.environ.get("CONSORTIA_REQUIRE_NODE"):
-            pytest.fail("node is required (CONSORTIA_REQUIRE_NODE) but not installed")
-        pytest.skip("Node.js is not installed (CI installs it)")
-    return node
-
 
 def _js_input(inp: dict) -> dict:
     url = urlsplit(inp["url"])
@@ -58,7 +47,7 @@ def test_signing_js_reproduces_every_vector() -> None:
     assert len(vectors) >= 2
     inputs = [json.loads(v["input"]) for v in vectors.values()]
     script = _RUNNER % json.dumps(SIGNING_JS.as_uri())
-    proc = subprocess.run([_node(), "--input-type=module", "-e", script],
+    proc = subprocess.run([require_node(), "--input-type=module", "-e", script],
                           input=json.dumps([_js_input(i) for i in inputs]),
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr

@@ -58,7 +58,6 @@ class Chain:
         self.last_header = Header.decode(last.header)
         self.last_certificate = last.certificate
         """This node's stored certificate of the last block, which its next proposal carries."""
-        self.last_timestamp_ms = self.last_header.timestamp_ms
         self.cert_config = self.config
         """The configuration the last block's certificate verifies under: the one before it
         when it was a configuration block."""
@@ -96,7 +95,7 @@ class Chain:
             chain_id=self.chain_id, height=height, prev_hash=self.last_hash,
             tx_root=hashing.tx_root(self.suite, envelopes),
             results_root=hashing.results_root(self.suite, ex.results),
-            tx_count=len(envelopes), timestamp_ms=max(timestamp_ms, self.last_timestamp_ms),
+            tx_count=len(envelopes), timestamp_ms=max(timestamp_ms, self.last_header.timestamp_ms),
             proposer=proposer,
             config_height=height if ex.new_config else self.config_height,
             config_hash=config_hash(self.suite, after), last_commit=last_commit)
@@ -127,7 +126,6 @@ class Chain:
         self.last_hash = proposal.hash
         self.last_header = block.header
         self.last_certificate = block.certificate.encode()
-        self.last_timestamp_ms = block.header.timestamp_ms
         self.cert_config = self.config
         if ex.new_config is not None:
             self.config, self.config_height = ex.new_config, block.header.height
