@@ -42,6 +42,7 @@ from consortia.types.tx import (
     HashRecord,
     LinkRecord,
     NotaryMeta,
+    OrgUpdate,
     Payload,
     PrivacyRecord,
     SealedEnvelope,
@@ -223,6 +224,9 @@ def test_notary_meta_and_body_type_helpers() -> None:
     assert notary_meta(ConfigBody(b"x")) is None
     assert body_type(CrlUpdate("o", b"x")) is TxType.CRL_UPDATE
     assert TxType.CRL_UPDATE.is_config and not TxType.CRL_UPDATE.is_notary
+    assert notary_meta(OrgUpdate("add", "o", b"x", 0)) is None
+    assert body_type(OrgUpdate("remove", "o", b"", 0)) is TxType.ORG_UPDATE
+    assert TxType.ORG_UPDATE.is_config and not TxType.ORG_UPDATE.is_notary
     assert TxType.NOTARY_PRIVACY.is_notary and not TxType.NOTARY_PRIVACY.is_config
     with pytest.raises(TypeError):
         encode_body("not a body")  # type: ignore[arg-type]
@@ -390,15 +394,20 @@ def test_block_rejects_non_bytes_transactions_and_bad_parts() -> None:
 
 def test_config_rejections() -> None:
     limits = BlockLimits()
-    base = [2, "dev", "ant", "p256-sha256", "solo", [["o", b"c", b""]],
+    base = [3, "dev", "ant", "p256-sha256", "solo", [["o", b"c", b""]],
             [["v", "o", b"c", "127.0.0.1:7150"]],
-            [["client"], "admin"], [limits.max_block_txs, limits.max_block_bytes,
-                                    limits.batch_timeout_ms, limits.tx_window_ms,
-                                    limits.max_tx_bytes], 0]
+            [["client"], "admin", [50, "GREATER_THAN"]],
+            [limits.max_block_txs, limits.max_block_bytes, limits.batch_timeout_ms,
+             limits.tx_window_ms, limits.max_tx_bytes], 0]
     assert ChainConfig.decode(encode(base)).chain_id == "dev"
-    for i, bad in [(0, 1), (0, 3), (2, "bitcoin"), (6, [["v", "o", b"c"]]), (4, "pow"),
-                   (7, [["root"], "admin"]),
-                   (7, [["client"], "god"]), (8, [0, 1, 1, 1, 1]), (9, -1), (5, [["o", b""]])]:
+    for i, bad in [(0, 1), (0, 2), (0, 4), (2, "bitcoin"), (6, [["v", "o", b"c"]]), (4, "pow"),
+                   (7, [["root"], "admin", [50, "GREATER_THAN"]]),
+                   (7, [["client"], "god", [50, "GREATER_THAN"]]),
+                   (7, [["client"], "admin"]),
+                   (7, [["client"], "admin", [101, "GREATER_THAN"]]),
+                   (7, [["client"], "admin", [50, "MORE"]]),
+                   (7, [["client"], "admin", [50]]),
+                   (8, [0, 1, 1, 1, 1]), (9, -1), (5, [["o", b""]])]:
         f = list(base)
         f[i] = bad
         with pytest.raises(Malformed):
@@ -456,7 +465,7 @@ def test_payload_over_its_limit_is_too_large_before_parsing() -> None:
 
 
 def test_unknown_transaction_types_are_rejected() -> None:
-    for t in (3, 9, 15, 20, 99, 255):
+    for t in (4, 9, 15, 20, 99, 255):
         with pytest.raises(Malformed, match="unknown transaction type"):
             Payload.decode(_payload_bytes(tx_type=msgpack.packb(t)))
     with pytest.raises(Malformed):

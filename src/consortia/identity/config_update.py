@@ -6,10 +6,17 @@ verifier rebuilds exactly the configuration the validators used.
 
 from __future__ import annotations
 
-from consortia.identity.membership import Membership, load_crl
-from consortia.types.config import ChainConfig, ConsensusKind, OrgConfig, Role, ValidatorConfig
+from consortia.identity.membership import Membership, check_ca_certificate, load_crl
+from consortia.types.config import (
+    MAX_ORGS,
+    ChainConfig,
+    ConsensusKind,
+    OrgConfig,
+    Role,
+    ValidatorConfig,
+)
 from consortia.types.errors import ConfigError, Unauthorized
-from consortia.types.tx import ConfigBody, CrlUpdate, Payload, ValidatorUpdate
+from consortia.types.tx import ConfigBody, CrlUpdate, OrgUpdate, Payload, ValidatorUpdate
 
 
 def apply(config: ChainConfig, membership: Membership, signer_cert: bytes,
@@ -33,6 +40,8 @@ def apply(config: ChainConfig, membership: Membership, signer_cert: bytes,
         return config.with_org(OrgConfig(org.id, org.ca_cert, body.crl_der))
     if isinstance(body, ValidatorUpdate):
         return _validator_update(config, membership, signer_cert, payload, body)
+    if isinstance(body, OrgUpdate):
+        return _org_update(config, membership, signer_cert, payload, body)
     if isinstance(body, ConfigBody):
         raise ConfigError("full configuration replacement is only valid at genesis",
                           code="config_not_allowed")
@@ -40,11 +49,12 @@ def apply(config: ChainConfig, membership: Membership, signer_cert: bytes,
 
 
 def approving_orgs(config: ChainConfig, membership: Membership, signer_cert: bytes,
-                   payload: Payload, body: ValidatorUpdate) -> set[str]:
+                   payload: Payload, body: ValidatorUpdate | OrgUpdate) -> set[str]:
     """The organizations whose admins approved ``body``: the signer's, and one per valid
-    approval (an admin of the configuration's role, unrevoked and valid at the payload's
-    time, signature over ``body.approval_message``). An invalid approval is refused, not
-    skipped: whoever assembled the transaction should learn which one is wrong."""
+    approval (an admin of the configuration's role, of an organization in force, unrevoked
+    and valid at the payload's time, signature over ``body.approval_message``). An invalid
+    approval is refused, not skipped: whoever assembled the transaction should learn which
+    one is wrong. Several approvals of one organization count once."""
     roles = (config.policies.config_role,)
     at = payload.timestamp_ms
     orgs = {membership.validate(signer_cert, roles, at).org_id}
@@ -91,4 +101,44 @@ def _validator_update(config: ChainConfig, membership: Membership, signer_cert: 
     new = ValidatorConfig(body.validator_id, body.org_id, body.cert, body.endpoint)
     updated = config.with_validators((*config.validators, new))
     updated.validate()
+    return updated
+
+
+def _org_update(config: ChainConfig, membership: Membership, signer_cert: bytes,
+                payload: Payload, body: OrgUpdate) -> ChainConfig:
+    """Add or remove an organization, voted under ``policies.membership``."""
+    if body.sequence != config.sequence:
+        raise ConfigError(f"the change was approved against configuration {body.sequence}, "
+                          f"the one in force is {config.sequence}", code="stale_config")
+    orgs = approving_orgs(config, membership, signer_cert, payload, body)
+    policy = config.policies.membership
+    total = len(config.organizations)
+    if not policy.satisfied(len(orgs), total):
+        raise Unauthorized(f"changing the organizations needs the approval of "
+                           f"{policy.describe()} in force ({total}); {len(orgs)} approved "
+                           f"({', '.join(sorted(orgs))})", code="not_enough_approvals")
+    if body.op == "remove":
+        if config.org(body.org_id) is None:
+            raise ConfigError(f"{body.org_id} is not an organization of this chain",
+                              code="unknown_org")
+        if total == 1:
+            raise ConfigError("the last organization cannot be removed", code="last_org")
+        held = [v.id for v in config.validators if v.org_id == body.org_id]
+        if held:
+            raise ConfigError(f"{body.org_id} still runs validators ({', '.join(held)}); "
+                              "remove them first", code="org_has_validators")
+        return config.with_organizations(tuple(o for o in config.organizations
+                                               if o.id != body.org_id))
+    if config.org(body.org_id) is not None:
+        raise ConfigError(f"{body.org_id} is an organization already", code="duplicate_org")
+    if total >= MAX_ORGS:
+        raise ConfigError(f"a chain has at most {MAX_ORGS} organizations", code="too_many_orgs")
+    check_ca_certificate(body.ca_cert, body.org_id, membership.suite, payload.timestamp_ms)
+    updated = config.with_organizations((*config.organizations,
+                                         OrgConfig(body.org_id, body.ca_cert)))
+    updated.validate()
+    try:
+        Membership(updated, membership.suite)  # the new root must load beside the others
+    except ConfigError as exc:
+        raise ConfigError(exc.message, code="invalid_ca_cert") from exc
     return updated

@@ -101,6 +101,46 @@ def _load_crl(org_cert: x509.Certificate, crl_der: bytes) -> tuple[frozenset[int
     return frozenset(r.serial_number for r in crl), number
 
 
+def check_ca_certificate(ca_der: bytes, org_id: str, suite: Suite, at_ms: int) -> None:
+    """Refuse (``ConfigError`` code ``invalid_ca_cert``) a certificate that cannot be the
+    root of a new organization ``org_id``: it must be what ``identity/ca.py`` issues — a
+    self-signed CA certificate (basic constraints CA, its own signature verifying), its
+    O= the organization id, its key of the chain's suite, valid at ``at_ms``. It comes in
+    a transaction, so every parse failure is a refusal, never an exception."""
+    try:
+        _check_ca_certificate(ca_der, org_id, suite, at_ms)
+    except _PARSE_ERRORS as exc:
+        raise ConfigError(f"the CA certificate of {org_id} cannot be parsed: {exc}",
+                          code="invalid_ca_cert") from exc
+
+
+def _check_ca_certificate(ca_der: bytes, org_id: str, suite: Suite, at_ms: int) -> None:
+    def refuse(why: str) -> ConfigError:
+        return ConfigError(f"the CA certificate of {org_id} {why}", code="invalid_ca_cert")
+
+    cert = x509.load_der_x509_certificate(ca_der)
+    if cert.issuer != cert.subject:
+        raise refuse("is not self-signed (its issuer is not its subject)")
+    try:
+        cert.verify_directly_issued_by(cert)
+    except InvalidSignature:
+        raise refuse("does not verify under its own key") from None
+    try:
+        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        raise refuse("has no basic constraints (it must be a CA)") from None
+    if not bc.ca:
+        raise refuse("is not a CA certificate")
+    if _attr(cert.subject, NameOID.ORGANIZATION_NAME) != org_id:
+        raise refuse("does not name the organization in its O=")
+    try:
+        suite.public_key_from_spki(spki(cert))
+    except CryptoError:
+        raise refuse(f"has a key that does not fit the chain's suite {suite.name}") from None
+    if not _ms(cert.not_valid_before_utc) <= at_ms <= _ms(cert.not_valid_after_utc):
+        raise refuse("is outside its validity window")
+
+
 class Membership:
     """Validates signers against one chain configuration (rebuild on config change)."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from typing import Any
 
 from consortia.identity.membership import Membership
@@ -16,6 +17,7 @@ from consortia.types.tx import (
     Envelope,
     HashRecord,
     LinkRecord,
+    OrgUpdate,
     Payload,
     PrivacyRecord,
     ValidatorUpdate,
@@ -78,6 +80,10 @@ def body_view(payload: Payload) -> dict[str, Any]:
             out.update(org_id=org_id, crl_size=len(crl_der))
         case ValidatorUpdate(op, vid, org_id, _, endpoint, sequence, approvals):
             out.update(op=op, validator_id=vid, org_id=org_id, endpoint=endpoint or None,
+                       config_sequence=sequence, approvals=len(approvals))
+        case OrgUpdate(op, org_id, ca_cert, sequence, approvals):
+            out.update(op=op, org_id=org_id, ca_cert_base64=b64(ca_cert) if ca_cert else None,
+                       ca_cert_sha256=hashlib.sha256(ca_cert).hexdigest() if ca_cert else None,
                        config_sequence=sequence, approvals=len(approvals))
     return out
 

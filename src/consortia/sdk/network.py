@@ -43,19 +43,21 @@ from consortia.identity.ca import CertificateAuthority, cert_der
 from consortia.identity.keystore import FileKeystore
 from consortia.ledger.genesis import Genesis, make_genesis
 from consortia.sdk.identity import Identity
-from consortia.sdk.tx import SignedTx, sign, validator_update
+from consortia.sdk.tx import SignedTx, org_update, sign, validator_update
 from consortia.types.config import (
     MAX_VALIDATORS,
     BlockLimits,
     ChainConfig,
     ConsensusKind,
+    MembershipPolicy,
     OrgConfig,
+    Policies,
     Profile,
     Role,
     ValidatorConfig,
 )
 from consortia.types.errors import ConfigError
-from consortia.types.tx import CrlUpdate, ValidatorUpdate
+from consortia.types.tx import CrlUpdate, OrgUpdate, ValidatorUpdate
 
 NETWORK_FILE = "network.json"
 DEFAULT_VALIDATORS = {ConsensusKind.SOLO: 1, ConsensusKind.RAFT: 3, ConsensusKind.PBFT: 4}
@@ -245,6 +247,41 @@ class LocalNetwork:
         orgs = [first] + [o for o in self.doc["orgs"] if o != first]
         return [self.identity(f"{o}/admin") for o in orgs[: len(orgs) // 2 + 1]]
 
+    def add_org(self, org_id: str, *, config: ChainConfig) -> SignedTx:
+        """Create organization ``org_id`` here (its CA, an ``admin`` and a client ``alice``,
+        like ``init_network``'s) and return the ``OrgUpdate`` that adds it to the chain
+        whose configuration in force is ``config`` (``chain info`` / ``GET /v1/config``
+        give its sequence), approved by just enough admins of the organizations in force
+        to pass ``config.policies.membership``. Calling it again for an organization
+        created here but not yet on chain returns the transaction again."""
+        if org_id not in self.doc["orgs"]:
+            ca = CertificateAuthority.create(org_id, suite=config.suite)
+            _write_org(self.root, org_id, ca, [("admin", Role.ADMIN), ("alice", Role.CLIENT)])
+            self.doc["orgs"][org_id] = {"identities": [f"{org_id}/admin", f"{org_id}/alice"],
+                                        "added": True}
+            _write_doc(self.root, self.doc)
+        update = OrgUpdate("add", org_id, self.ca(org_id).cert_der, config.sequence)
+        return org_update(self._voters(config, None), self.chain_id, update)
+
+    def remove_org(self, org_id: str, *, config: ChainConfig) -> SignedTx:
+        """The ``OrgUpdate`` that removes ``org_id`` from the chain whose configuration in
+        force is ``config``, signed by its own admin and approved by just enough others to
+        pass ``config.policies.membership``. Its validators must have been removed first."""
+        self.org_dir(org_id)
+        update = OrgUpdate("remove", org_id, b"", config.sequence)
+        return org_update(self._voters(config, org_id), self.chain_id, update)
+
+    def _voters(self, config: ChainConfig, first: str | None) -> list[Identity]:
+        """Admins of the fewest organizations in force (``first`` first, then in order)
+        that pass the membership vote; all of them when even that does not pass."""
+        in_force = [o.id for o in config.organizations if o.id in self.doc["orgs"]]
+        if first is not None and first in in_force:
+            in_force = [first] + [o for o in in_force if o != first]
+        total, policy = len(config.organizations), config.policies.membership
+        count = next((k for k in range(1, len(in_force) + 1) if policy.satisfied(k, total)),
+                     len(in_force))
+        return [self.identity(f"{o}/admin") for o in in_force[:count]]
+
     def add_validator(self, node_id: str, org_id: str, *, sequence: int, api_port: int,
                       p2p_port: int, host: str = "127.0.0.1") -> SignedTx:
         """Prepare node ``node_id`` of ``org_id`` (validator identity from its CA, node
@@ -365,7 +402,8 @@ def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = 
                  host: str = "127.0.0.1", port: int = 7050,
                  limits: BlockLimits | None = None, force: bool = False,
                  consensus: ConsensusKind | str = ConsensusKind.SOLO,
-                 validators: int | None = None, p2p_port: int | None = None) -> LocalNetwork:
+                 validators: int | None = None, p2p_port: int | None = None,
+                 membership: MembershipPolicy | None = None) -> LocalNetwork:
     """Create organizations, their CAs and identities, the validators and genesis.
 
     ``solo`` (the default): one validator ``validator0`` of the first organization, its node
@@ -377,6 +415,9 @@ def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = 
     An even raft count is allowed but tolerates no more crashes than the odd count below it
     (4 validators, like 3, survive one), and pbft counts other than 3f + 1 likewise tolerate
     only f = (n - 1) // 3 faults.
+
+    ``membership`` is the consortium's vote on adding and removing organizations (default:
+    more than 50% of them).
     """
     try:
         kind = ConsensusKind(consensus)
@@ -397,20 +438,13 @@ def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = 
     for i, org_id in enumerate(orgs):
         ca = CertificateAuthority.create(org_id)
         cas[org_id] = ca
-        pw = secrets.token_urlsafe(24)
-        org_dir = root / "orgs" / org_id
-        write_secret(org_dir / "passphrase", pw)
-        ks = FileKeystore(org_dir / "keystore")
         names = [("admin", Role.ADMIN), ("alice", Role.CLIENT)]
         names += [(p.id, Role.VALIDATOR) for p in plans if p.org == org_id]
-        for name, role in names:
-            key, cert = ca.issue_identity(name, role)
-            ks.save(name, key, cert, ca.cert, pw.encode())
+        for name, role, key, cert in _write_org(root, org_id, ca, names):
             if i == 0 and role is Role.ADMIN:
                 admin_key, admin_cert = key, cert_der(cert)
             if role is Role.VALIDATOR:
                 validator_certs[name] = cert_der(cert)
-        ca.save(org_dir / "ca", pw.encode())
         doc["orgs"][org_id] = {"identities": [f"{org_id}/{n}" for n, _ in names]}
     assert admin_key is not None and admin_cert is not None
     config = ChainConfig(
@@ -420,6 +454,7 @@ def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = 
         validators=tuple(ValidatorConfig(p.id, p.org, validator_certs[p.id],
                                          f"{host}:{p.p2p_port}" if p.p2p_port else "")
                          for p in plans),
+        policies=Policies(membership=membership or MembershipPolicy()),
         limits=limits or BlockLimits())
     genesis = write_genesis(root / "genesis.json", config, Identity(admin_key, admin_cert))
     for p in plans:
@@ -432,6 +467,24 @@ def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = 
     doc["genesis_hash"] = genesis.hash.hex()
     _write_doc(root, doc)
     return LocalNetwork(root, doc)
+
+
+def _write_org(root: Path, org_id: str, ca: CertificateAuthority,
+               names: list[tuple[str, Role]]) -> list[tuple[str, Role, SigningKey,
+                                                             x509.Certificate]]:
+    """``orgs/<org>/``: a new random passphrase (0600), the CA and an identity per name in
+    the keystore, all encrypted under it; the identities written."""
+    pw = secrets.token_urlsafe(24)
+    org_dir = root / "orgs" / org_id
+    write_secret(org_dir / "passphrase", pw)
+    ks = FileKeystore(org_dir / "keystore")
+    issued = []
+    for name, role in names:
+        key, cert = ca.issue_identity(name, role)
+        ks.save(name, key, cert, ca.cert, pw.encode())
+        issued.append((name, role, key, cert))
+    ca.save(org_dir / "ca", pw.encode())
+    return issued
 
 
 def _write_node(root: Path, node_id: str, org: str, host: str, api_port: int,

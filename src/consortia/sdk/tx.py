@@ -12,6 +12,7 @@ from consortia.types.tx import (
     Approval,
     Body,
     Envelope,
+    OrgUpdate,
     Payload,
     ValidatorUpdate,
     body_type,
@@ -40,9 +41,9 @@ def sign(identity: Identity, chain_id: str, body: Body, *, timestamp_ms: int | N
     return SignedTx(tx_id(identity.suite, pb), env, payload)
 
 
-def approve(identity: Identity, chain_id: str, update: ValidatorUpdate) -> Approval:
-    """An organization admin's approval of a validator change, to collect in
-    ``update.approvals`` before the transaction is signed and submitted."""
+def approve(identity: Identity, chain_id: str, update: ValidatorUpdate | OrgUpdate) -> Approval:
+    """An organization admin's approval of a validator or organization change, to collect
+    in ``update.approvals`` before the transaction is signed and submitted."""
     return Approval(identity.cert_der, identity.key.sign(update.approval_message(chain_id)))
 
 
@@ -51,5 +52,15 @@ def validator_update(admins: list[Identity], chain_id: str, update: ValidatorUpd
     a majority of the chain's organizations is needed)."""
     if not admins:
         raise ValueError("a validator change needs at least one admin")
+    approvals = tuple(approve(a, chain_id, update) for a in admins[1:])
+    return sign(admins[0], chain_id, replace(update, approvals=approvals))
+
+
+def org_update(admins: list[Identity], chain_id: str, update: OrgUpdate) -> SignedTx:
+    """Sign ``update`` (add or remove an organization) by the first admin, approved by the
+    others (one per organization in force; together they must pass the chain's
+    ``policies.membership`` vote). Approvals already in ``update`` are replaced."""
+    if not admins:
+        raise ValueError("an organization change needs at least one admin")
     approvals = tuple(approve(a, chain_id, update) for a in admins[1:])
     return sign(admins[0], chain_id, replace(update, approvals=approvals))

@@ -15,7 +15,8 @@ from typing import Any
 from consortia.types.codec import Reader, decode, encode
 from consortia.types.errors import ConfigError, Malformed
 
-CONFIG_VERSION = 2
+CONFIG_VERSION = 3
+"""3 added ``policies.membership`` (the voting rule of organization changes)."""
 MAX_ORGS = 256
 MAX_VALIDATORS = 256
 MAX_ENDPOINT = 255
@@ -36,6 +37,38 @@ class Profile(StrEnum):
     FABRIC = "fabric"
     ANT = "ant"
     QUORUM = "quorum"
+
+
+class Comparator(StrEnum):
+    """How the share of approving organizations is compared with ``percentage``."""
+
+    GREATER_THAN = "GREATER_THAN"
+    GREATER_THAN_OR_EQUAL_TO = "GREATER_THAN_OR_EQUAL_TO"
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipPolicy:
+    """The consortium's voting rule for adding or removing an organization (Amazon Managed
+    Blockchain's approval threshold): the change passes when the organizations that
+    approved it, as a percentage of the organizations in force, compare with
+    ``percentage`` by ``comparator``. The default, 50 / GREATER_THAN, is a strict
+    majority."""
+
+    percentage: int = 50
+    """0..100."""
+    comparator: Comparator = Comparator.GREATER_THAN
+
+    def satisfied(self, approving: int, organizations: int) -> bool:
+        """Whether ``approving`` of ``organizations`` organizations pass the rule (exact
+        integer arithmetic: approving / organizations * 100 compared with percentage)."""
+        share, bar = approving * 100, self.percentage * organizations
+        if self.comparator is Comparator.GREATER_THAN:
+            return share > bar
+        return share >= bar
+
+    def describe(self) -> str:
+        op = ">" if self.comparator is Comparator.GREATER_THAN else ">="
+        return f"{op} {self.percentage}% of the organizations"
 
 
 class ConsensusKind(StrEnum):
@@ -75,6 +108,8 @@ class Policies:
     """Roles allowed to submit notary transactions."""
     config_role: Role = Role.ADMIN
     """Role that may submit configuration transactions for its own organization."""
+    membership: MembershipPolicy = field(default_factory=MembershipPolicy)
+    """The vote that adds or removes an organization (``OrgUpdate``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +168,9 @@ class ChainConfig:
         orgs = tuple(org if o.id == org.id else o for o in self.organizations)
         return replace(self, organizations=orgs, sequence=self.sequence + 1)
 
+    def with_organizations(self, organizations: tuple[OrgConfig, ...]) -> ChainConfig:
+        return replace(self, organizations=organizations, sequence=self.sequence + 1)
+
     def with_validators(self, validators: tuple[ValidatorConfig, ...]) -> ChainConfig:
         return replace(self, validators=validators, sequence=self.sequence + 1)
 
@@ -143,6 +181,8 @@ class ChainConfig:
         ids = [o.id for o in self.organizations]
         if len(set(ids)) != len(ids):
             raise ConfigError("organization ids must be unique")
+        if len(ids) > MAX_ORGS:
+            raise ConfigError(f"a chain has at most {MAX_ORGS} organizations")
         if not self.validators:
             raise ConfigError("a chain needs at least one validator")
         vids = [v.id for v in self.validators]
@@ -157,6 +197,12 @@ class ChainConfig:
             raise ConfigError("two validators share a certificate")
         if self.consensus is ConsensusKind.SOLO and len(self.validators) != 1:
             raise ConfigError("solo consensus takes exactly one validator")
+        mp = self.policies.membership
+        if not 0 <= mp.percentage <= 100:
+            raise ConfigError("the membership policy's percentage is 0 to 100")
+        if mp.percentage == 100 and mp.comparator is Comparator.GREATER_THAN:
+            raise ConfigError("a membership policy of more than 100% can never pass; "
+                              "unanimity is 100 GREATER_THAN_OR_EQUAL_TO")
         lim = self.limits
         if lim.max_block_txs < 1 or lim.max_block_bytes < 1024 or lim.batch_timeout_ms < 1:
             raise ConfigError("block limits must be positive")
@@ -173,7 +219,8 @@ class ChainConfig:
             CONFIG_VERSION, self.chain_id, str(self.profile), self.suite, str(self.consensus),
             [[o.id, o.ca_cert, o.crl] for o in self.organizations],
             [[v.id, v.org_id, v.cert, v.endpoint] for v in self.validators],
-            [[str(r) for r in p.writer_roles], str(p.config_role)],
+            [[str(r) for r in p.writer_roles], str(p.config_role),
+             [p.membership.percentage, str(p.membership.comparator)]],
             [lim.max_block_txs, lim.max_block_bytes, lim.batch_timeout_ms, lim.tx_window_ms,
              lim.max_tx_bytes],
             self.sequence,
@@ -204,12 +251,20 @@ class ChainConfig:
                                         v.str_("org_id", max_len=64, min_len=1),
                                         v.bytes_("cert", max_len=8192, min_len=1),
                                         v.str_("endpoint", max_len=MAX_ENDPOINT)))
-        pr = Reader(r.any_("policies"), "config.policies", length=2)
+        pr = Reader(r.any_("policies"), "config.policies", length=3)
         try:
             writer_roles = tuple(Role(x) for x in pr.list_("writer_roles", max_len=8))
             config_role = Role(pr.str_("config_role", max_len=16))
         except ValueError as exc:
             raise Malformed(f"config.policies: {exc}") from exc
+        mr = Reader(pr.any_("membership"), "config.policies.membership", length=2)
+        percentage = mr.int_("percentage", lo=0, hi=100)
+        try:
+            comparator = Comparator(mr.str_("comparator", max_len=32))
+        except ValueError as exc:
+            raise Malformed(f"config.policies.membership: {exc}") from exc
+        mr.end()
+        pr.end()
         lr = Reader(r.any_("limits"), "config.limits", length=5)
         limits = BlockLimits(lr.int_("max_block_txs", lo=1), lr.int_("max_block_bytes", lo=1),
                              lr.int_("batch_timeout_ms", lo=1), lr.int_("tx_window_ms", lo=1),
@@ -217,7 +272,9 @@ class ChainConfig:
         sequence = r.int_("sequence")
         r.end()
         cfg = ChainConfig(chain_id, profile, suite, consensus, tuple(orgs), tuple(vals),
-                          Policies(writer_roles, config_role), limits, sequence)
+                          Policies(writer_roles, config_role,
+                                   MembershipPolicy(percentage, comparator)),
+                          limits, sequence)
         return cfg
 
     def summary(self) -> dict[str, Any]:
@@ -232,7 +289,10 @@ class ChainConfig:
             "validators": [{"id": v.id, "org_id": v.org_id, "endpoint": v.endpoint or None}
                            for v in self.validators],
             "policies": {"writer_roles": [str(r) for r in self.policies.writer_roles],
-                         "config_role": str(self.policies.config_role)},
+                         "config_role": str(self.policies.config_role),
+                         "membership": {
+                             "percentage": self.policies.membership.percentage,
+                             "comparator": str(self.policies.membership.comparator)}},
             "limits": {
                 "max_block_txs": self.limits.max_block_txs,
                 "max_block_bytes": self.limits.max_block_bytes,

@@ -45,6 +45,9 @@ MAX_RECIPIENTS = 64
 MAX_CRL_BYTES = 1024 * 1024
 MAX_CONFIG_BYTES = 1024 * 1024
 MAX_APPROVALS = 256
+MAX_ORG_ID = 64
+MAX_CA_CERT_BYTES = 8192
+"""The config decoder's bound on an organization's CA certificate."""
 
 
 class TxType(IntEnum):
@@ -53,6 +56,7 @@ class TxType(IntEnum):
     CONFIG = 0
     CRL_UPDATE = 1
     VALIDATOR_UPDATE = 2
+    ORG_UPDATE = 3
     NOTARY_CONTENT = 10
     NOTARY_HASH = 11
     NOTARY_LINK = 12
@@ -210,6 +214,29 @@ class ValidatorUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class OrgUpdate:
+    """Add an organization (a new member, with its own root CA) to the consortium, or
+    remove one: a change of who may act on the chain at all, so it needs the organizations'
+    vote under ``policies.membership`` (the signer's organization counts as one approval).
+    Like ``ValidatorUpdate`` it names the configuration ``sequence`` it was approved
+    against, so its approvals cannot be replayed once the configuration moved on."""
+
+    op: str
+    """``add`` or ``remove``."""
+    org_id: str
+    """The organization's id (MSP id), also the O= of its certificates."""
+    ca_cert: bytes
+    """The new organization's root CA certificate, DER; empty to remove."""
+    sequence: int
+    approvals: tuple[Approval, ...] = ()
+
+    def approval_message(self, chain_id: str) -> bytes:
+        """What an approving admin signs: everything but the approvals."""
+        return encode(["consortia/org-update/1", chain_id, self.op, self.org_id,
+                       self.ca_cert, self.sequence])
+
+
+@dataclass(frozen=True, slots=True)
 class ConfigBody:
     """The whole chain configuration, canonical bytes (genesis and later config blocks)."""
 
@@ -217,7 +244,7 @@ class ConfigBody:
 
 
 NotaryBody: TypeAlias = ContentRecord | HashRecord | LinkRecord | CiphertextRecord | PrivacyRecord
-ConfigChange: TypeAlias = CrlUpdate | ValidatorUpdate | ConfigBody
+ConfigChange: TypeAlias = CrlUpdate | ValidatorUpdate | OrgUpdate | ConfigBody
 Body: TypeAlias = NotaryBody | ConfigChange
 
 
@@ -318,6 +345,8 @@ def encode_body(body: Body) -> list[Any]:
         case ValidatorUpdate(op, vid, org_id, cert, endpoint, sequence, approvals):
             return [op, vid, org_id, cert, endpoint, sequence,
                     [[a.cert, a.signature] for a in approvals]]
+        case OrgUpdate(op, org_id, ca_cert, sequence, approvals):
+            return [op, org_id, ca_cert, sequence, [[a.cert, a.signature] for a in approvals]]
         case ConfigBody(config):
             return [config]
     raise TypeError(f"not a transaction body: {type(body).__name__}")
@@ -398,18 +427,39 @@ def decode_body(tx_type: TxType, value: Any) -> Body:
         cert = r.bytes_("cert", max_len=8192)
         endpoint = r.str_("endpoint", max_len=255)
         sequence = r.int_("sequence")
-        approvals = []
-        for i, item in enumerate(r.list_("approvals", max_len=MAX_APPROVALS)):
-            a = Reader(item, f"{what}.approvals[{i}]", length=2)
-            approvals.append(Approval(a.bytes_("cert", max_len=8192, min_len=1),
-                                      a.bytes_("signature", max_len=132, min_len=1)))
+        approvals = _read_approvals(r, what)
         if (op == "add") != bool(cert):
             raise Malformed(f"{what}.cert: required to add a validator, empty to remove one")
-        return ValidatorUpdate(op, vid, org_id, cert, endpoint, sequence, tuple(approvals))
+        return ValidatorUpdate(op, vid, org_id, cert, endpoint, sequence, approvals)
+    if tx_type is TxType.ORG_UPDATE:
+        r = Reader(value, what, length=5)
+        op = r.str_("op", max_len=8)
+        if op not in ("add", "remove"):
+            raise Malformed(f"{what}.op: expected add or remove")
+        org_id = r.str_("org_id", max_len=MAX_ORG_ID, min_len=1)
+        if not all(c.isascii() and (c.isalnum() or c in "-_.") for c in org_id):
+            raise Malformed(f"{what}.org_id: use letters, digits, - _ . only")
+        ca_cert = r.bytes_("ca_cert", max_len=MAX_CA_CERT_BYTES)
+        sequence = r.int_("sequence")
+        approvals = _read_approvals(r, what)
+        if (op == "add") != bool(ca_cert):
+            raise Malformed(f"{what}.ca_cert: required to add an organization, empty to "
+                            "remove one")
+        return OrgUpdate(op, org_id, ca_cert, sequence, approvals)
     if tx_type is TxType.CONFIG:
         r = Reader(value, what, length=1)
         return ConfigBody(r.bytes_("config", max_len=MAX_CONFIG_BYTES, min_len=1))
     raise Malformed(f"payload.type: no body decoder for {tx_type.name}")
+
+
+def _read_approvals(r: Reader, what: str) -> tuple[Approval, ...]:
+    approvals = []
+    for i, item in enumerate(r.list_("approvals", max_len=MAX_APPROVALS)):
+        a = Reader(item, f"{what}.approvals[{i}]", length=2)
+        approvals.append(Approval(a.bytes_("cert", max_len=8192, min_len=1),
+                                  a.bytes_("signature", max_len=132, min_len=1)))
+        a.end()
+    return tuple(approvals)
 
 
 _BODY_TYPES: dict[type, TxType] = {
@@ -420,13 +470,14 @@ _BODY_TYPES: dict[type, TxType] = {
     PrivacyRecord: TxType.NOTARY_PRIVACY,
     CrlUpdate: TxType.CRL_UPDATE,
     ValidatorUpdate: TxType.VALIDATOR_UPDATE,
+    OrgUpdate: TxType.ORG_UPDATE,
     ConfigBody: TxType.CONFIG,
 }
 
 
 def notary_meta(body: Body) -> NotaryMeta | None:
     """The notary metadata of a body, or None for configuration bodies."""
-    if isinstance(body, CrlUpdate | ValidatorUpdate | ConfigBody):
+    if isinstance(body, CrlUpdate | ValidatorUpdate | OrgUpdate | ConfigBody):
         return None
     return body.meta
 
