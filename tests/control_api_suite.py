@@ -176,16 +176,29 @@ class ControlApiSuite:
         an id this test does not know fails it until the test is taught the id."""
         bob_id, bob = world.add_user("acme", "bob", "operator")
         net = acme_chain(world)
+        a_tenant = world.tenants["acme"].tenant.id
         with world.client(world.creds("acme")) as c:
             request_id = c.get("/v1/tenant").headers["x-request-id"]
             spec = c.get("/openapi.json").json()
+            # acme invites itself (a second member): a proposal, a vote, an invitation
+            proposals = f"/v1/networks/{net['id']}/proposals"
+            proposal = c.post(proposals, json={"member_id": net["member"]["id"],
+                                               "action": "INVITE_TENANT",
+                                               "target_tenant_id": a_tenant}).json()
+            c.post(f"{proposals}/{proposal['id']}/votes",
+                   json={"member_id": net["member"]["id"], "vote": "YES"})
+            (invitation,) = c.get("/v1/invitations").json()["items"]
         a_ids = {"user_id": bob_id, "access_key_id": bob.access_key_id,
                  "resource_id": bob_id, "request_id": request_id,
                  "network_id": net["id"], "member_id": net["member"]["id"],
-                 "node_id": net["node"]["id"]}
+                 "node_id": net["node"]["id"], "proposal_id": proposal["id"],
+                 "invitation_id": invitation["id"], "target_tenant_id": a_tenant,
+                 "target_member_id": net["member"]["id"]}
         bodies: dict[str, dict[str, Any]] = {"update_user": {"role": "viewer"},
                                              "create_member": {"name": "intruder"},
-                                             "create_node": {"name": "intruder"}}
+                                             "create_node": {"name": "intruder"},
+                                             "create_proposal": {"action": "REMOVE_MEMBER"},
+                                             "vote_on_proposal": {"vote": "YES"}}
         b_tenant = world.tenants["globex"].tenant.id
 
         checked = []
@@ -224,15 +237,21 @@ class ControlApiSuite:
                 "create_access_key", "list_access_keys", "list_audit_records",
                 "get_network", "get_network_genesis", "delete_network", "create_member",
                 "list_members", "get_member", "delete_member", "create_node", "list_nodes",
-                "get_node", "delete_node"} <= set(checked)
+                "get_node", "delete_node", "create_proposal", "list_proposals",
+                "get_proposal", "vote_on_proposal", "list_votes", "get_invitation",
+                "reject_invitation"} <= set(checked)
         with world.client(bob) as c:  # nothing of acme's was touched
             assert c.get("/v1/tenant").json()["user"]["role"] == "operator"
             assert c.get(f"/v1/access-keys/{bob.access_key_id}").json()["status"] == "ACTIVE"
             assert c.get(f"/v1/networks/{net['id']}").json()["status"] == "AVAILABLE"
             nodes = c.get(f"/v1/networks/{net['id']}/members/{net['member']['id']}/nodes")
             assert [n["status"] for n in nodes.json()["items"]] == ["AVAILABLE"]
+            assert c.get(f"/v1/invitations/{invitation['id']}").json()["status"] == "PENDING"
+            assert c.get(f"/v1/networks/{net['id']}/proposals").json()["items"][0][
+                "tally"]["yes"] == 1
         with world.client(world.creds("globex")) as b:  # and globex lists none of it
             assert b.get("/v1/networks").json()["items"] == []
+            assert b.get("/v1/invitations").json()["items"] == []
 
     # --- idempotency -----------------------------------------------------------------------
 
@@ -370,16 +389,36 @@ class ControlApiSuite:
                        json={"name": "first"}).json()["id"]
             call("member.delete", "DELETE", f"/v1/networks/{std['id']}/members/{mid}",
                  params={"confirm_name": "first"})
+            call("tenant.create", "POST", "/v1/tenants", json={"name": "umbrella",
+                                                              "owner": "uma"})
+            gov = call("network.create", "POST", "/v1/networks", json={
+                "name": "governed", "profile": "ant", "consensus": "raft",
+                "validators": 1}).json()
+            world.flush()
+            proposals, mine = f"/v1/networks/{gov['id']}/proposals", gov["member"]["id"]
+            for name in ("invite-first", "invite-second"):
+                prp = call("proposal.create", "POST", proposals, json={
+                    "member_id": mine, "action": "INVITE_TENANT",
+                    "target_tenant_id": world.tenants["acme"].tenant.id,
+                    "description": name}).json()
+                call("proposal.vote", "POST", f"{proposals}/{prp['id']}/votes",
+                     json={"member_id": mine, "vote": "YES"})
+                inv = c.get("/v1/invitations", params={"status": "PENDING"}).json()["items"]
+                if name == "invite-first":
+                    call("invitation.reject", "POST", f"/v1/invitations/{inv[0]['id']}/reject")
+            call("member.create", "POST", f"/v1/networks/{gov['id']}/members",
+                 json={"name": "second", "invitation_id": inv[0]["id"]})
             # a refused change is recorded too, with its code and status
             r = c.patch("/v1/users/usr-doesnotexist0000", json={"role": "admin"})
             assert r.status_code == 404
             refused_rid = r.headers["x-request-id"]
         assert {a for a, _ in calls} == expected
 
+        acme = world.tenants["acme"].tenant.id
         for action, rid in calls:
-            (row,) = audit_rows(world, request_id=rid)
+            # (a new tenant's owner and key are in the new tenant's trail, same request id)
+            (row,) = audit_rows(world, request_id=rid, tenant_id=acme)
             assert (row.action, row.result) == (action, "SUCCESS")
-            assert row.tenant_id == world.tenants["acme"].tenant.id
             assert row.resource_type == action.split(".")[0]
             assert row.http_status in (200, 201, 204)
             assert row.source_ip

@@ -250,7 +250,8 @@ def make_settings(url: str, clock: FakeClock, **overrides: Any) -> ControlSettin
 def make_world(url: str, *, clock: FakeClock | None = None,
                provisioner: Provisioner | None = None, gateway: NodeGateway | None = None,
                **overrides: Any) -> ControlWorld:
-    """Migrate ``url`` and create tenants acme and globex, each with owner and key. The
+    """Migrate ``url`` and create tenants acme (the platform's) and globex, each with owner
+    and key. The
     control plane runs chains in ``data_dir`` (default: a new temporary directory) with
     ``provisioner`` and ``gateway`` (default: the fakes)."""
     clock = clock or FakeClock()
@@ -267,7 +268,8 @@ def make_world(url: str, *, clock: FakeClock | None = None,
                          provisioner=provisioner, gateway=gateway, own_dir=own_dir)
     for name in ("acme", "globex"):
         world.tenants[name] = control.tenants.create(name, f"{name}-owner",
-                                                     owner_password=PASSWORD)
+                                                     owner_password=PASSWORD,
+                                                     platform=name == "acme")
     return world
 
 

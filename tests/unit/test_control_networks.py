@@ -130,7 +130,7 @@ def test_a_standard_network_waits_for_its_first_member(world: ControlWorld) -> N
         nodes = c.get(f"{path}/members/{member['id']}/nodes").json()["items"]
         assert [(n["name"], n["p2p_endpoint"]) for n in nodes] == [("validator0", None)]
         r = c.post(f"{path}/members", json={"name": "second"})
-        assert r.status_code == 409 and error_code(r) == "org_change_not_available"
+        assert r.status_code == 409 and error_code(r) == "invitation_required"
         assert len(c.get(f"{path}/members").json()["items"]) == 1
 
 

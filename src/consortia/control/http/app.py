@@ -38,7 +38,15 @@ from consortia.control.http import errors
 from consortia.control.http.deps import AppState
 from consortia.control.http.middleware import RequestContextMiddleware
 from consortia.control.http.ratelimit import TokenBuckets
-from consortia.control.http.routes import access_keys, audit, networks, sessions, tenant, users
+from consortia.control.http.routes import (
+    access_keys,
+    audit,
+    governance,
+    networks,
+    sessions,
+    tenant,
+    users,
+)
 from consortia.control.http.schemas import Health
 from consortia.control.services import Control
 from consortia.control.settings import ControlSettings
@@ -64,7 +72,8 @@ class _StaticFiles(StaticFiles):
 
 
 TAGS: list[dict[str, Any]] = [
-    {"name": "tenant", "description": "Who the caller is."},
+    {"name": "tenant", "description": "Who the caller is; the platform operator's tenant "
+                                     "creates tenants."},
     {"name": "users", "description": "Users of the tenant and their roles (owner, admin)."},
     {"name": "access keys", "description": "API access keys: the secret is shown once."},
     {"name": "session", "description": "Console login with a password: a session cookie "
@@ -75,12 +84,16 @@ TAGS: list[dict[str, Any]] = [
     {"name": "members", "description": "Organizations of a network, each with its own CA."},
     {"name": "nodes", "description": "A member's validators: added to and removed from a "
                                       "running chain; status, health, endpoints."},
+    {"name": "proposals", "description": "Proposals to invite a tenant or remove a member, "
+                                          "and the members' votes on them."},
+    {"name": "invitations", "description": "Invitations to a tenant, made by approved "
+                                            "proposals: accept by creating a member."},
     {"name": "service", "description": "Health of the control plane."},
 ]
 
 DESCRIPTION = """\
 The Consortia control plane: tenants, users, access keys, sessions, the audit trail,
-networks with their members and nodes (invitations and proposals follow).
+networks with their members and nodes, proposals and votes, invitations.
 
 Every call is **signed** with an access key (`CONSORTIA-HMAC-SHA256`, see
 docs/spec/api-signing.md) or made with a **console session** (`POST /v1/session`; changes
@@ -120,7 +133,8 @@ def create_app(settings: ControlSettings, *, control: Control | None = None) -> 
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     for module in (tenant, users, access_keys, sessions, audit):
         app.include_router(module.api)
-    for api in (networks.networks, networks.members, networks.nodes):
+    for api in (networks.networks, networks.members, networks.nodes, governance.proposals,
+                governance.invitations):
         app.include_router(api)
 
     @app.get("/healthz", response_model=Health, tags=["service"], summary="Liveness",

@@ -152,7 +152,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 CONFLICT_RESPONSE: dict[int | str, dict[str, Any]] = {409: {
     "model": ErrorResponse,
     "description": "Conflicts with the current state (conflict, last_owner, key_limit, "
-                   "network_not_available, org_change_not_available, config_not_allowed, "
+                   "network_not_available, invitation_required, config_not_allowed, "
                    "not_enough_approvals, …) or a reused client_token with other parameters "
                    "(idempotency_conflict)."}}
 """Added to the operations that can conflict."""

@@ -69,6 +69,8 @@ class Tenant(_Out):
     name: str
     display_name: str
     status: TenantStatus
+    is_platform: bool = Field(description="The platform operator's tenant, which creates the "
+                                          "others.")
     created_at: datetime
 
 
@@ -156,6 +158,30 @@ class AccessKeyCreate(_In):
 class AccessKeyList(BaseModel):
     items: list[AccessKey]
     next_page_token: str | None
+
+
+# --- tenants (the platform tenant's admins) -----------------------------------------------
+
+
+class TenantCreate(_In):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$",
+                      description="Unique slug: lower-case letters, digits, inner hyphens.",
+                      examples=["globex"])
+    display_name: str = Field("", max_length=128)
+    owner: Username = Field(description="The user name of the new tenant's owner.")
+    owner_email: Email | None = None
+
+
+class TenantCreated(BaseModel):
+    tenant: Tenant
+    owner: User
+    access_key: AccessKeyCreated = Field(
+        description="The owner's first access key; the secret is shown here only.")
+
+
+class TenantList(BaseModel):
+    items: list[Tenant]
+    next_page_token: str | None = None
 
 
 # --- sessions ------------------------------------------------------------------------------
@@ -284,7 +310,20 @@ class MemberCreate(_In):
     name: Name
     description: Description = ""
     validators: Validators = None
+    invitation_id: str | None = Field(
+        default=None, min_length=1, max_length=64,
+        description="Accept this invitation (inv-…) to a network whose chain runs: the "
+                    "member's organization is added to the chain for the members that "
+                    "voted for it. Without it, only the first member of a standard network "
+                    "is created (by the network's creator).")
     client_token: ClientToken | None = None
+
+    @model_validator(mode="after")
+    def _invitee_has_no_validators(self) -> MemberCreate:
+        if self.invitation_id is not None and self.validators is not None:
+            raise ValueError("a member joining by invitation starts without validators; add "
+                             "its nodes afterwards")
+        return self
 
 
 class MemberList(BaseModel):

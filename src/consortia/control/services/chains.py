@@ -44,8 +44,11 @@ from consortia.sdk.tx import SignedTx, validator_update
 from consortia.types.config import (
     BlockLimits,
     ChainConfig,
+    Comparator,
     ConsensusKind,
+    MembershipPolicy,
     OrgConfig,
+    Policies,
     Profile,
     Role,
     ValidatorConfig,
@@ -147,6 +150,8 @@ class ChainFiles:
             organizations=(OrgConfig(member.org_id, ca.cert_der),),
             validators=tuple(ValidatorConfig(n.id, member.org_id, certs[n.id],
                                              n.p2p_endpoint or "") for n in validators),
+            policies=Policies(membership=MembershipPolicy(
+                network.threshold_percentage, Comparator(network.threshold_comparator.value))),
             limits=BlockLimits())
         genesis = write_genesis(self.genesis_path(network.id), config, admin_identity(ca))
         return genesis.hash.hex()

@@ -36,9 +36,11 @@ from consortia.control.services.access_keys import AccessKeyService
 from consortia.control.services.audit import AuditService
 from consortia.control.services.authn import AuthService
 from consortia.control.services.chains import ChainFiles
+from consortia.control.services.invitations import InvitationService
 from consortia.control.services.members import MemberService
 from consortia.control.services.networks import NetworkService
 from consortia.control.services.nodes import NodeService
+from consortia.control.services.proposals import ProposalService
 from consortia.control.services.runtime import ChainRuntime, HttpNodeGateway, NodeGateway
 from consortia.control.services.sessions import SessionService
 from consortia.control.services.tenants import TenantService
@@ -53,7 +55,7 @@ from consortia.types.errors import ConfigError, Unavailable
 
 class Control:
     """The services of one control plane: tenants, users, access keys, sessions, audit,
-    networks, members, nodes."""
+    networks, members, nodes, proposals and votes, invitations."""
 
     def __init__(self, settings: ControlSettings, *, engine: Engine | None = None,
                  passwords: Passwords = DEFAULT_PASSWORDS, check_schema: bool = True,
@@ -84,6 +86,8 @@ class Control:
         self.networks = NetworkService(self)
         self.members = MemberService(self)
         self.nodes = NodeService(self)
+        self.proposals = ProposalService(self)
+        self.invitations = InvitationService(self)
         self.files = None if settings.data_dir is None else ChainFiles(settings.data_dir)
         if self.files is not None:
             prov = provisioner if provisioner is not None else LocalProvisioner(

@@ -2,12 +2,15 @@
 
 Rules (docs/spec/control-api.md, "Members"):
 
-- a member is created by the network's creator (admins and owners) — here, the first
-  member of a network made in ``standard`` mode, which founds its chain (genesis with the
-  member's organization, its validators started); invitees will create theirs from an
-  invitation (next step);
-- adding an organization to a chain that runs needs an organization configuration
-  transaction the engine does not have yet: 409 ``org_change_not_available``;
+- the network's creator (admins and owners) creates the first member of a network made
+  in ``standard`` mode, which founds its chain (genesis with the member's organization,
+  its validators started);
+- every later member is created by an invited tenant from its invitation (``join``): the
+  ``OrgUpdate`` configuration transaction adding its organization is signed for the
+  members that voted YES on the invitation's proposal (``org_changes``); the member is
+  AVAILABLE once it committed, CREATE_FAILED with the reason if the chain refused it (the
+  invitation is PENDING again then, so the invitee can retry). Without an invitation, a
+  chain that runs takes no new member: 409 ``invitation_required``;
 - each member's CA is made with it; its private key is sealed under the master key, bound
   to the member id (``SecretBox`` domain ``member-ca-key``), never stored plain;
 - a member is deleted by its own tenant, typing its name back; the last member of a
@@ -35,6 +38,8 @@ from consortia.control.services.context import (
     paginate,
     require_confirmation,
 )
+from consortia.control.services.invitations import own_invitation, require_pending
+from consortia.control.services.org_changes import add_organization
 from consortia.control.services.runtime import ChainRuntime, teardown
 from consortia.control.services.scope import (
     LIVE,
@@ -43,9 +48,11 @@ from consortia.control.services.scope import (
     visible_member,
     visible_network,
 )
+from consortia.control.services.voting import expire_due, tally
 from consortia.control.store.base import new_id, utcnow
 from consortia.control.store.enums import (
     Consensus,
+    InvitationStatus,
     NodeStatus,
     NodeType,
     Provisioner,
@@ -53,11 +60,18 @@ from consortia.control.store.enums import (
     ResourceStatus,
     UserRole,
 )
-from consortia.control.store.models import Member, Network, Node
+from consortia.control.store.models import Invitation, Member, Network, Node, Proposal
 from consortia.identity.ca import CertificateAuthority
 from consortia.sdk.network import validator_count
 from consortia.types.config import ConsensusKind
-from consortia.types.errors import ConfigError, Conflict, Forbidden, InvalidRequest
+from consortia.types.errors import (
+    ConfigError,
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    Unavailable,
+)
 
 if TYPE_CHECKING:
     from consortia.control.services.control import Control
@@ -159,9 +173,9 @@ class MemberService:
                 raise Conflict(f"network {network.id} is {network.status.value}",
                                code="network_not_available")
             if network.genesis_hash is not None or live_members(db, network.id):
-                raise Conflict("the network's chain runs already: adding an organization to "
-                               "it needs an organization configuration transaction, which "
-                               "this release does not have", code="org_change_not_available")
+                raise Conflict("the network's chain runs already: new members join by "
+                               "invitation (a proposal the members vote on), creating the "
+                               "member with its invitation_id", code="invitation_required")
             count = founding_validators(network.consensus, validators)
             try:
                 with db.begin_nested():
@@ -180,6 +194,69 @@ class MemberService:
         runtime.launch(network_id)
         with self._c.transaction() as db:
             return Created(own_member(db, actor.tenant_id, network_id, member.id))
+
+    def join(self, actor: Actor, network_id: str, invitation_id: str, *, name: str,
+             description: str = "", client_token: str | None = None) -> Created[Member]:
+        """Accept ``invitation_id`` by creating the tenant's member in ``network_id``: its
+        CA, then its organization added to the chain (signed for the YES voters)."""
+        actor.require(UserRole.ADMIN, "creating members")
+        fp = fingerprint(self._c.fingerprint_key, "member.create", actor, {
+            "network_id": network_id, "name": name, "description": description,
+            "invitation_id": invitation_id})
+        with self._c.transaction() as db:
+            if client_token is not None:
+                existing = by_client_token(db, Member, actor.tenant_id, client_token)
+                if existing is not None:
+                    return self._replay(db, actor, existing, fp, client_token)
+            expire_due(db, self._c.now(), invitee_tenant_id=actor.tenant_id)
+            invitation = own_invitation(db, actor.tenant_id, invitation_id)
+            if invitation.network_id != network_id:
+                raise NotFound(f"no invitation {invitation_id} to network {network_id}")
+            require_pending(invitation)
+            network = db.get(Network, network_id)
+            assert network is not None
+            if network.status is not ResourceStatus.AVAILABLE:
+                raise Conflict(f"network {network.id} is {network.status.value}",
+                               code="network_not_available")
+            proposal = (None if invitation.proposal_id is None
+                        else db.get(Proposal, invitation.proposal_id))
+            approvers = [] if proposal is None else list(tally(db, proposal).voters)
+            member_id = new_id("mem")
+            ca_pem, sealed = new_member_ca(self._c.box, member_id)
+            member = Member(id=member_id, network_id=network.id, tenant_id=actor.tenant_id,
+                            name=name, org_id=member_id, description=description,
+                            status=ResourceStatus.CREATING, ca_certificate_pem=ca_pem,
+                            ca_key_sealed=sealed, client_token=client_token,
+                            request_sha256=fp if client_token else None)
+            try:
+                with db.begin_nested():
+                    db.add(member)
+            except IntegrityError:
+                raise Conflict(f"network {network_id} already has a member named "
+                               f"{name!r}") from None
+            invitation.status = InvitationStatus.ACCEPTED
+            invitation.responded_at = self._c.now()
+            invitation.member_id = member.id
+            self._c.audit.record(db, actor, "member.create", member.id)
+        try:
+            add_organization(self._c, network_id, member_id, approvers)
+        except (Conflict, Unavailable) as exc:
+            with self._c.transaction() as db:
+                row = db.get(Member, member_id)
+                reopened = db.get(Invitation, invitation_id)
+                assert row is not None and reopened is not None
+                row.status = ResourceStatus.CREATE_FAILED
+                row.status_reason = f"{exc.code}: {exc.message}"[:1024]
+                reopened.status = InvitationStatus.PENDING
+                reopened.responded_at = None
+                reopened.member_id = None
+        else:
+            with self._c.transaction() as db:
+                row = db.get(Member, member_id)
+                assert row is not None
+                row.status = ResourceStatus.AVAILABLE
+        with self._c.transaction() as db:
+            return Created(own_member(db, actor.tenant_id, network_id, member_id))
 
     def delete(self, actor: Actor, network_id: str, member_id: str,
                confirm_name: str | None) -> None:

@@ -132,6 +132,10 @@ class NetworkService:
                 f"the {spec.profile.value} profile is not available in this release (only "
                 f"{', '.join(p.value for p in AVAILABLE_PROFILES)} chains can be created)",
                 code="profile_not_available")
+        if spec.threshold_percentage == 100 \
+                and spec.threshold_comparator is ThresholdComparator.GREATER_THAN:
+            raise InvalidRequest("no vote can be more than 100 %: use GREATER_THAN_OR_EQUAL_TO "
+                                 "100 for unanimity", code="invalid_voting_policy")
         consensus = spec.consensus or DEFAULT_CONSENSUS[spec.profile]
         quick = spec.usage_mode is UsageMode.QUICK
         count = founding_validators(consensus, spec.validators) if quick else 0

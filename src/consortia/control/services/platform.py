@@ -52,7 +52,7 @@ def init_platform(database_url: str, master_key_file: Path, *, tenant: str, owne
             raise Conflict("the control plane is initialized already; create more tenants "
                            "with Control.tenants.create")
         made = control.tenants.create(tenant, owner, owner_password=owner_password,
-                                      owner_email=owner_email)
+                                      owner_email=owner_email, platform=True)
     finally:
         control.close()
     return PlatformInit(made.tenant.id, made.owner.id, made.credentials, created)

@@ -1,7 +1,7 @@
 """Who sees which network, member and node: lookups scoped by the caller's tenant.
 
 - A **network** is visible to the tenant that created it and to every tenant with a
-  member in it.
+  live member in it (not one that was removed or left).
 - Its **members** are visible to everyone who sees the network (names, organization ids
   and CA certificates are what the other organizations of a chain must know); each is
   changed only by its own tenant.
@@ -25,8 +25,10 @@ LIVE = (ResourceStatus.CREATING, ResourceStatus.AVAILABLE, ResourceStatus.CREATE
 
 
 def visible_networks(tenant_id: str) -> Select[Network]:
-    """The networks ``tenant_id`` created or has a member in."""
-    member_of = select(Member.network_id).where(Member.tenant_id == tenant_id)
+    """The networks ``tenant_id`` created or has a member in (a member that was removed or
+    left, DELETING or DELETED, no longer counts)."""
+    member_of = select(Member.network_id).where(Member.tenant_id == tenant_id,
+                                                Member.status.in_(LIVE))
     return select(Network).where(or_(Network.tenant_id == tenant_id,
                                      Network.id.in_(member_of)))
 

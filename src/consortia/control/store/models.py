@@ -27,6 +27,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Double,
     ForeignKey,
@@ -37,6 +38,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -118,6 +120,10 @@ class Tenant(Timestamps, Idempotent, Base):
     display_name: Mapped[str] = mapped_column(String(128), default="")
     status: Mapped[TenantStatus] = mapped_column(enum_type(TenantStatus, "status"),
                                                  default=TenantStatus.ACTIVE)
+    is_platform: Mapped[bool] = mapped_column(Boolean, default=False,
+                                              server_default=false())
+    """The platform operator's tenant (the first one, made by ``init_platform``): its
+    owners and admins create the other tenants."""
 
 
 class User(Timestamps, Idempotent, Base):

@@ -119,12 +119,20 @@ def delete_network(network_id: NetworkId, confirm_name: ConfirmName = None,
 def create_member(network_id: NetworkId, body: schemas.MemberCreate,
                   p: Principal = Depends(admin), ctl: Control = Depends(control)
                   ) -> schemas.Member:
-    """The network operator's member, with its own CA. The first member of a standard
-    network founds its chain; a chain that runs takes no new organization in this release
-    (409 org_change_not_available)."""
-    created = ctl.members.create(p.actor, network_id, name=body.name,
-                                 description=body.description, validators=body.validators,
-                                 client_token=body.client_token)
+    """A member with its own CA. The network's creator creates the first member of a
+    standard network, which founds its chain; an invited tenant creates its member with
+    its invitation_id, and the member's organization is added to the running chain (a
+    configuration transaction signed for the members that voted for it): AVAILABLE once
+    committed, CREATE_FAILED with the reason otherwise. Without an invitation, a running
+    chain takes no new member (409 invitation_required)."""
+    if body.invitation_id is not None:
+        created = ctl.members.join(p.actor, network_id, body.invitation_id, name=body.name,
+                                   description=body.description,
+                                   client_token=body.client_token)
+    else:
+        created = ctl.members.create(p.actor, network_id, name=body.name,
+                                     description=body.description, validators=body.validators,
+                                     client_token=body.client_token)
     return member_out(created.item)
 
 

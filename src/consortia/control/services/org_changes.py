@@ -1,0 +1,170 @@
+"""Organization changes on a running chain, signed for the members that voted for them.
+
+A proposal's YES votes are the members' consent; the control plane, which holds each
+member's CA, turns them into signatures: an admin certificate is issued from the CA of
+every member that voted YES (valid an hour, never stored), the first signs the
+configuration transaction and the others approve it. The chain checks the approvals
+against its own copy of the voting rule (``MembershipPolicy``, written into genesis from
+the network's voting policy), so a control plane cannot add or remove an organization the
+members did not vote for.
+
+- ``add_organization``: an ``OrgUpdate`` *add* carrying the new member's CA certificate.
+- ``remove_organization``: the member's validators leave the validator set first, one
+  ``ValidatorUpdate`` each (a raft or pbft set changes one node at a time), then an
+  ``OrgUpdate`` *remove*; a change the chain already made (an earlier attempt that
+  committed) is skipped, so a retried removal finishes the job.
+
+Each transaction is bound to the configuration in force, read from the validator it is
+submitted to, and waited for; a refusal raises ``Conflict`` (``org_change_refused``), a
+chain that cannot take it now ``Unavailable`` (``chain_unavailable``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy.orm import Session
+
+from consortia.control.services.chains import (
+    admin_identity,
+    open_member_ca,
+    validator_change,
+    validators_of,
+)
+from consortia.control.store.enums import NodeStatus
+from consortia.control.store.models import Member, Network, Node
+from consortia.crypto import CryptoError
+from consortia.sdk.client import NodeError
+from consortia.sdk.tx import SignedTx, org_update
+from consortia.types.errors import Conflict, ConsortiaError, Unavailable
+from consortia.types.tx import OrgUpdate
+
+if TYPE_CHECKING:
+    from consortia.control.services.control import Control
+
+_CHAIN_ERRORS = (ConsortiaError, CryptoError, OSError, ValueError, KeyError, httpx.HTTPError)
+
+
+@dataclass(frozen=True)
+class _Target:
+    chain_id: str
+    api_url: str
+    """An AVAILABLE validator's API, where the change is submitted."""
+    approvers: list[Member]
+
+
+def _target(db: Session, network_id: str, approver_ids: list[str],
+            leaving: str | None = None) -> _Target:
+    network = db.get(Network, network_id)
+    assert network is not None
+    approvers = [m for m in (db.get(Member, i) for i in approver_ids)
+                 if m is not None and m.ca_key_sealed is not None]
+    if not approvers:
+        raise Conflict("no member that voted for the change can sign it",
+                       code="org_change_refused")
+    api = next((v.api_endpoint for v in validators_of(db, network_id)
+                if v.status is NodeStatus.AVAILABLE and v.api_endpoint
+                and v.member_id != leaving), None)
+    if api is None:
+        raise Unavailable("no validator of the network is AVAILABLE to take the "
+                          "configuration change", code="chain_unavailable")
+    return _Target(network.chain_id, api, approvers)
+
+
+def _commit(control: Control, target: _Target, build: Callable[[int], SignedTx],
+            what: str, *, done_when: str | None = None) -> None:
+    """Build the transaction against the sequence in force, submit it, wait for it.
+    ``done_when``: the chain's refusal code meaning the change is made already."""
+    gateway = control.runtime.gateway
+    try:
+        sequence = int(gateway.chain_info(target.api_url)["config"]["sequence"])
+        tx = build(sequence)
+        receipt = gateway.commit(target.api_url, tx,
+                                 timeout=control.settings.chain_timeout_seconds)
+    except NodeError as exc:  # refused at admission (the node dry-runs the change)
+        if done_when is not None and exc.code == done_when:
+            return
+        if 400 <= exc.status < 500 and exc.status != 429:
+            raise Conflict(f"could not {what}: the chain refused it ({exc.code}: "
+                           f"{exc.message})", code="org_change_refused") from None
+        raise Unavailable(f"could not {what}: {_why(exc)}", code="chain_unavailable") from None
+    except _CHAIN_ERRORS as exc:
+        raise Unavailable(f"could not {what}: {_why(exc)}", code="chain_unavailable") from None
+    status, error = receipt.get("status"), receipt.get("error")
+    if status == "committed" or (done_when is not None and error == done_when):
+        return
+    message = (f"could not {what}: transaction {tx.id_hex} {status}"
+               + (f" ({error})" if error else ""))
+    if status == "pending":
+        raise Unavailable(message, code="chain_unavailable")
+    raise Conflict(message, code="org_change_refused")
+
+
+def add_organization(control: Control, network_id: str, member_id: str,
+                     approver_ids: list[str]) -> None:
+    """Add member ``member_id``'s organization (its CA) to the chain, signed for the
+    members ``approver_ids`` (those that voted YES)."""
+    with control.transaction() as db:
+        target = _target(db, network_id, approver_ids)
+        member = db.get(Member, member_id)
+        assert member is not None and member.ca_certificate_pem is not None
+        ca_der = x509.load_pem_x509_certificate(member.ca_certificate_pem.encode()
+                                                ).public_bytes(serialization.Encoding.DER)
+        org_id = member.org_id
+    try:
+        admins = [admin_identity(open_member_ca(control.box, m)) for m in target.approvers]
+    except _CHAIN_ERRORS as exc:
+        raise Unavailable(f"could not open the approving members' CAs: {_why(exc)}",
+                          code="chain_unavailable") from None
+    _commit(control, target,
+            lambda seq: org_update(admins, target.chain_id,
+                                   OrgUpdate("add", org_id, ca_der, seq)),
+            f"add organization {org_id} to the chain", done_when="duplicate_org")
+
+
+def remove_organization(control: Control, network_id: str, member_id: str,
+                        approver_ids: list[str]) -> list[str]:
+    """Remove member ``member_id``'s validators from the validator set, then its
+    organization from the chain; the ids of its validators (to stop)."""
+    with control.transaction() as db:
+        target = _target(db, network_id, approver_ids, leaving=member_id)
+        member = db.get(Member, member_id)
+        assert member is not None
+        org_id = member.org_id
+        leaving: list[Node] = [v for v in validators_of(db, network_id)
+                               if v.member_id == member_id]
+        staying = [v for v in validators_of(db, network_id) if v.member_id != member_id]
+        if leaving and not staying:
+            raise Conflict(f"member {member_id} runs every validator of the chain: the "
+                           "others must add validators before it can leave",
+                           code="org_change_refused")
+    try:
+        admins = [admin_identity(open_member_ca(control.box, m)) for m in target.approvers]
+    except _CHAIN_ERRORS as exc:
+        raise Unavailable(f"could not open the approving members' CAs: {_why(exc)}",
+                          code="chain_unavailable") from None
+    for node in leaving:
+        if node.provisioner_ref is None:
+            continue  # never joined the chain
+
+        def removal(seq: int, node: Node = node) -> SignedTx:
+            return validator_change(admins, target.chain_id, "remove", node, org_id, b"", seq)
+
+        _commit(control, target, removal, f"remove validator {node.id} of {org_id}",
+                done_when="unknown_validator")
+    _commit(control, target,
+            lambda seq: org_update(admins, target.chain_id, OrgUpdate("remove", org_id, b"",
+                                                                      seq)),
+            f"remove organization {org_id} from the chain", done_when="unknown_org")
+    return [n.id for n in leaving]
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, ConsortiaError):
+        return f"{exc.code}: {exc.message}"
+    return f"{exc.__class__.__name__}: {exc}"
