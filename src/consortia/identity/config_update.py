@@ -60,7 +60,10 @@ def approving_orgs(config: ChainConfig, membership: Membership, signer_cert: byt
     orgs = {membership.validate(signer_cert, roles, at).org_id}
     message = body.approval_message(config.chain_id)
     for i, a in enumerate(body.approvals):
-        member = membership.validate(a.cert, roles, at)
+        try:
+            member = membership.validate(a.cert, roles, at)
+        except Unauthorized as exc:
+            raise Unauthorized(f"approval {i}: {exc.message}", code=exc.code) from None
         if not membership.suite.verify(member.public_key, message, a.signature):
             raise Unauthorized(f"approval {i} (an admin of {member.org_id}) has a bad "
                                "signature", code="bad_signature")

@@ -31,6 +31,7 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ from consortia.types.config import (
     MAX_VALIDATORS,
     BlockLimits,
     ChainConfig,
+    Comparator,
     ConsensusKind,
     MembershipPolicy,
     OrgConfig,
@@ -247,39 +249,43 @@ class LocalNetwork:
         orgs = [first] + [o for o in self.doc["orgs"] if o != first]
         return [self.identity(f"{o}/admin") for o in orgs[: len(orgs) // 2 + 1]]
 
-    def add_org(self, org_id: str, *, config: ChainConfig) -> SignedTx:
+    def add_org(self, org_id: str, *, config: ChainConfig | Mapping[str, Any]) -> SignedTx:
         """Create organization ``org_id`` here (its CA, an ``admin`` and a client ``alice``,
         like ``init_network``'s) and return the ``OrgUpdate`` that adds it to the chain
-        whose configuration in force is ``config`` (``chain info`` / ``GET /v1/config``
-        give its sequence), approved by just enough admins of the organizations in force
-        to pass ``config.policies.membership``. Calling it again for an organization
-        created here but not yet on chain returns the transaction again."""
+        whose configuration in force is ``config`` — a ``ChainConfig`` or its summary, as
+        ``GET /v1/chain`` returns it under ``config`` — approved by just enough admins of
+        the organizations in force to pass its ``policies.membership``. Called again for an
+        organization created here but not yet on chain, it returns the transaction again
+        (for a newer sequence, say)."""
+        sequence, _, _ = _vote_basis(config)
         if org_id not in self.doc["orgs"]:
-            ca = CertificateAuthority.create(org_id, suite=config.suite)
+            ca = CertificateAuthority.create(org_id)
             _write_org(self.root, org_id, ca, [("admin", Role.ADMIN), ("alice", Role.CLIENT)])
-            self.doc["orgs"][org_id] = {"identities": [f"{org_id}/admin", f"{org_id}/alice"],
-                                        "added": True}
+            self.doc["orgs"][org_id] = {"identities": [f"{org_id}/admin", f"{org_id}/alice"]}
             _write_doc(self.root, self.doc)
-        update = OrgUpdate("add", org_id, self.ca(org_id).cert_der, config.sequence)
+        update = OrgUpdate("add", org_id, self.ca(org_id).cert_der, sequence)
         return org_update(self._voters(config, None), self.chain_id, update)
 
-    def remove_org(self, org_id: str, *, config: ChainConfig) -> SignedTx:
+    def remove_org(self, org_id: str, *, config: ChainConfig | Mapping[str, Any]) -> SignedTx:
         """The ``OrgUpdate`` that removes ``org_id`` from the chain whose configuration in
-        force is ``config``, signed by its own admin and approved by just enough others to
-        pass ``config.policies.membership``. Its validators must have been removed first."""
+        force is ``config`` (as for ``add_org``), signed by its own admin and approved by
+        just enough others to pass the membership vote. Its validators must have been
+        removed first (``remove_validator``). Its directory stays here."""
         self.org_dir(org_id)
-        update = OrgUpdate("remove", org_id, b"", config.sequence)
+        sequence, _, _ = _vote_basis(config)
+        update = OrgUpdate("remove", org_id, b"", sequence)
         return org_update(self._voters(config, org_id), self.chain_id, update)
 
-    def _voters(self, config: ChainConfig, first: str | None) -> list[Identity]:
+    def _voters(self, config: ChainConfig | Mapping[str, Any],
+                first: str | None) -> list[Identity]:
         """Admins of the fewest organizations in force (``first`` first, then in order)
         that pass the membership vote; all of them when even that does not pass."""
-        in_force = [o.id for o in config.organizations if o.id in self.doc["orgs"]]
+        _, members, policy = _vote_basis(config)
+        in_force = [o for o in members if o in self.doc["orgs"]]
         if first is not None and first in in_force:
             in_force = [first] + [o for o in in_force if o != first]
-        total, policy = len(config.organizations), config.policies.membership
-        count = next((k for k in range(1, len(in_force) + 1) if policy.satisfied(k, total)),
-                     len(in_force))
+        count = next((k for k in range(1, len(in_force) + 1)
+                      if policy.satisfied(k, len(members))), len(in_force))
         return [self.identity(f"{o}/admin") for o in in_force[:count]]
 
     def add_validator(self, node_id: str, org_id: str, *, sequence: int, api_port: int,
@@ -467,6 +473,21 @@ def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = 
     doc["genesis_hash"] = genesis.hash.hex()
     _write_doc(root, doc)
     return LocalNetwork(root, doc)
+
+
+def _vote_basis(config: ChainConfig | Mapping[str, Any]) -> tuple[int, list[str],
+                                                                   MembershipPolicy]:
+    """Sequence, organization ids and membership policy of a configuration or of its
+    ``summary()``."""
+    if isinstance(config, ChainConfig):
+        return (config.sequence, [o.id for o in config.organizations],
+                config.policies.membership)
+    try:
+        rule = config["policies"]["membership"]
+        return (int(config["sequence"]), [str(o["id"]) for o in config["organizations"]],
+                MembershipPolicy(int(rule["percentage"]), Comparator(rule["comparator"])))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"not a configuration summary: {exc!r}") from None
 
 
 def _write_org(root: Path, org_id: str, ca: CertificateAuthority,

@@ -16,7 +16,8 @@
     │                                       body_mismatch | reused_nonce
     ├── Unauthenticated (control API)   401 invalid_session | bad_credentials
     ├── Unauthorized (identity)         403 unknown_identity | revoked_identity |
-    │                                       expired_identity | wrong_role
+    │                                       expired_identity | wrong_role |
+    │                                       not_enough_approvals (configuration votes)
     ├── Forbidden (control API)         403 forbidden_role | csrf_failed
     ├── Duplicate                       409 duplicate_transaction
     ├── Conflict (control API)          409 conflict | idempotency_conflict | last_owner
@@ -34,7 +35,11 @@
     ├── InvalidBlock                    500 invalid_block (a broken chain; never a client fault)
     ├── ChainCorrupted                  500 chain_corrupted
     ├── InvalidProof                    422 invalid_proof
-    └── ConfigError                     400 invalid_config
+    └── ConfigError                     400 invalid_config | stale_crl | stale_config |
+                                            config_not_allowed | duplicate_validator |
+                                            unknown_validator | wrong_org | duplicate_org |
+                                            invalid_ca_cert | too_many_orgs | unknown_org |
+                                            last_org | org_has_validators
 
 A subclass may carry a more specific ``code`` than its class default: the code is
 the stable, documented contract (docs/spec/rest-api.md), the class is for ``except``.
