@@ -90,7 +90,7 @@ def test_migrations_ship_inside_the_package() -> None:
     assert db.MIGRATIONS_DIR.is_relative_to(Path(db.__file__).parent)
     assert (db.MIGRATIONS_DIR / "env.py").is_file()
     assert (db.MIGRATIONS_DIR / "script.py.mako").is_file()
-    assert db.head_revision() == "0003"
+    assert db.head_revision() == "0005"
 
 
 def test_new_revision_without_model_changes_is_empty(tmp_path: Path,
@@ -100,9 +100,9 @@ def test_new_revision_without_model_changes_is_empty(tmp_path: Path,
                     ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(db, "MIGRATIONS_DIR", migrations)
     path = db.new_revision(f"sqlite:///{tmp_path / 'scratch.sqlite3'}", "nothing new")
-    assert path == migrations / "versions" / "0004_nothing_new.py"
+    assert path == migrations / "versions" / "0006_nothing_new.py"
     text = path.read_text()
-    assert "down_revision: str | None = '0003'" in text
+    assert "down_revision: str | None = '0005'" in text
     assert re.search(r"def upgrade\(\) -> None:\n(    #.*\n)?    pass\n", text)
 
 
