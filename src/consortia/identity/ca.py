@@ -151,10 +151,12 @@ class CertificateAuthority:
             builder = builder.add_extension(attributes_extension(attributes), critical=False)
         return builder.sign(ca_native, hashes.SHA256())
 
-    def issue_identity(self, name: str, role: Role, **kw: dt.datetime) -> tuple[SigningKey,
-                                                                                 x509.Certificate]:
+    def issue_identity(self, name: str, role: Role, *, not_before: dt.datetime | None = None,
+                       not_after: dt.datetime | None = None
+                       ) -> tuple[SigningKey, x509.Certificate]:
         key = get_suite("p256-sha256").generate_key()
-        return key, self.issue(name, role, key.public_key(), **kw)
+        return key, self.issue(name, role, key.public_key(), not_before=not_before,
+                               not_after=not_after)
 
     def revoke(self, serial: int, *, at: dt.datetime | None = None,
                reason: x509.ReasonFlags | None = None) -> None:
