@@ -38,7 +38,7 @@ from consortia.control.http import errors
 from consortia.control.http.deps import AppState
 from consortia.control.http.middleware import RequestContextMiddleware
 from consortia.control.http.ratelimit import TokenBuckets
-from consortia.control.http.routes import access_keys, audit, networks, sessions, tenant, users
+from consortia.control.http.routes import access_keys, audit, ca, networks, sessions, tenant, users
 from consortia.control.http.schemas import Health
 from consortia.control.services import Control
 from consortia.control.settings import ControlSettings
@@ -75,6 +75,13 @@ TAGS: list[dict[str, Any]] = [
     {"name": "members", "description": "Organizations of a network, each with its own CA."},
     {"name": "nodes", "description": "A member's validators: added to and removed from a "
                                       "running chain; status, health, endpoints."},
+    {"name": "ca identities", "description": "Identities registered with a member's CA; "
+                                             "their one-time enrollment secrets."},
+    {"name": "certificates", "description": "Enrollment from the holder's CSR, re-enrollment, "
+                                            "expiring certificates, revocation with the CRL "
+                                            "published on chain."},
+    {"name": "csr requests", "description": "CSRs submitted to a member's CA, approved or "
+                                            "rejected by its admins."},
     {"name": "service", "description": "Health of the control plane."},
 ]
 
@@ -121,6 +128,8 @@ def create_app(settings: ControlSettings, *, control: Control | None = None) -> 
     for module in (tenant, users, access_keys, sessions, audit):
         app.include_router(module.api)
     for api in (networks.networks, networks.members, networks.nodes):
+        app.include_router(api)
+    for api in (ca.identities, ca.certificates, ca.csrs):
         app.include_router(api)
 
     @app.get("/healthz", response_model=Health, tags=["service"], summary="Liveness",
