@@ -19,6 +19,8 @@ from sqlalchemy import select
 
 from consortia.control.http.routing import action_of, api_routes
 from consortia.control.store.models import AccessKey, AuditRecord, ConsoleSession
+from consortia.crypto import get_suite
+from consortia.identity.csr import make_csr
 from consortia.sdk import Credentials
 from tests.control_helpers import PASSWORD, ControlWorld, make_world
 
@@ -188,17 +190,25 @@ class ControlApiSuite:
             c.post(f"{proposals}/{proposal['id']}/votes",
                    json={"member_id": net["member"]["id"], "vote": "YES"})
             (invitation,) = c.get("/v1/invitations").json()["items"]
+        ca = acme_ca(world, net)
         a_ids = {"user_id": bob_id, "access_key_id": bob.access_key_id,
                  "resource_id": bob_id, "request_id": request_id,
                  "network_id": net["id"], "member_id": net["member"]["id"],
                  "node_id": net["node"]["id"], "proposal_id": proposal["id"],
                  "invitation_id": invitation["id"], "target_tenant_id": a_tenant,
-                 "target_member_id": net["member"]["id"]}
-        bodies: dict[str, dict[str, Any]] = {"update_user": {"role": "viewer"},
-                                             "create_member": {"name": "intruder"},
-                                             "create_node": {"name": "intruder"},
-                                             "create_proposal": {"action": "REMOVE_MEMBER"},
-                                             "vote_on_proposal": {"vote": "YES"}}
+                 "target_member_id": net["member"]["id"], "identity_id": ca["identity_id"],
+                 "certificate_id": ca["certificate_id"], "csr_id": ca["csr_id"],
+                 "enrollment_id": "alice"}
+        csr_pem = make_csr(get_suite("p256-sha256").generate_key(), "alice")
+        bodies: dict[str, dict[str, Any]] = {
+            "update_user": {"role": "viewer"}, "create_member": {"name": "intruder"},
+            "create_node": {"name": "intruder"},
+            "create_proposal": {"action": "REMOVE_MEMBER"}, "vote_on_proposal": {"vote": "YES"},
+            "register_identity": {},
+            "enroll": {"enrollment_secret": ca["secret"], "csr_pem": csr_pem},
+            "reenroll_certificate": {"csr_pem": csr_pem}, "revoke_certificate": {},
+            "revoke_identity": {}, "create_csr_request": {"csr_pem": csr_pem},
+            "reject_csr_request": {"reason": "intruder"}}
         b_tenant = world.tenants["globex"].tenant.id
 
         checked = []
@@ -239,7 +249,11 @@ class ControlApiSuite:
                 "list_members", "get_member", "delete_member", "create_node", "list_nodes",
                 "get_node", "delete_node", "create_proposal", "list_proposals",
                 "get_proposal", "vote_on_proposal", "list_votes", "get_invitation",
-                "reject_invitation"} <= set(checked)
+                "reject_invitation", "register_identity", "list_identities",
+                "get_identity", "revoke_identity", "enroll", "list_certificates",
+                "get_certificate", "reenroll_certificate", "revoke_certificate", "get_crl",
+                "create_csr_request", "list_csr_requests", "get_csr_request",
+                "approve_csr_request", "reject_csr_request"} <= set(checked)
         with world.client(bob) as c:  # nothing of acme's was touched
             assert c.get("/v1/tenant").json()["user"]["role"] == "operator"
             assert c.get(f"/v1/access-keys/{bob.access_key_id}").json()["status"] == "ACTIVE"
@@ -249,6 +263,13 @@ class ControlApiSuite:
             assert c.get(f"/v1/invitations/{invitation['id']}").json()["status"] == "PENDING"
             assert c.get(f"/v1/networks/{net['id']}/proposals").json()["items"][0][
                 "tally"]["yes"] == 1
+        with world.client(world.creds("acme")) as c:  # nor anything of acme's CA
+            member = f"/v1/networks/{net['id']}/members/{net['member']['id']}"
+            assert c.get(f"{member}/certificates/{ca['certificate_id']}").json()[
+                "status"] == "ACTIVE"
+            assert c.get(f"{member}/csrs/{ca['csr_id']}").json()["status"] == "PENDING"
+            assert c.get(f"{member}/identities/{ca['identity_id']}").json()[
+                "enrollment_count"] == 1
         with world.client(world.creds("globex")) as b:  # and globex lists none of it
             assert b.get("/v1/networks").json()["items"] == []
             assert b.get("/v1/invitations").json()["items"] == []
@@ -380,6 +401,25 @@ class ControlApiSuite:
             nid = call("node.create", "POST", nodes, json={"name": "extra"}).json()["id"]
             world.flush()
             call("node.delete", "DELETE", f"{nodes}/{nid}", params={"confirm_name": "extra"})
+            member = f"/v1/networks/{net['id']}/members/{net['member']['id']}"
+            ident = call("ca_identity.create", "POST", f"{member}/identities",
+                         json={"enrollment_id": "una"}).json()
+            csr_pem = make_csr(get_suite("p256-sha256").generate_key(), "una")
+            cert = call("certificate.enroll", "POST", f"{member}/enroll", json={
+                "enrollment_id": "una", "enrollment_secret": ident["enrollment_secret"],
+                "csr_pem": csr_pem}).json()
+            again = call("certificate.reenroll", "POST",
+                         f"{member}/certificates/{cert['id']}/reenroll",
+                         json={"csr_pem": csr_pem}).json()
+            call("certificate.revoke", "POST", f"{member}/certificates/{again['id']}/revoke",
+                 json={"reason": "superseded"})
+            call("ca_identity.revoke", "POST", f"{member}/identities/{ident['id']}/revoke",
+                 json={})
+            csr_ids = [call("csr_request.create", "POST", f"{member}/csrs",
+                            json={"csr_pem": csr_pem}).json()["id"] for _ in range(2)]
+            call("csr_request.approve", "POST", f"{member}/csrs/{csr_ids[0]}/approve")
+            call("csr_request.reject", "POST", f"{member}/csrs/{csr_ids[1]}/reject",
+                 json={"reason": "no"})
             call("network.delete", "DELETE", f"/v1/networks/{net['id']}",
                  params={"confirm_name": "audited"})
             std = call("network.create", "POST", "/v1/networks", json={
@@ -477,6 +517,23 @@ def acme_chain(world: ControlWorld) -> dict[str, Any]:
         nodes = c.get(f"/v1/networks/{net['id']}/members/{net['member']['id']}/nodes")
         (net["node"],) = nodes.json()["items"]
     return net
+
+
+def acme_ca(world: ControlWorld, net: dict[str, Any]) -> dict[str, str]:
+    """In acme's member CA: identity ``alice`` enrolled once (its ``identity_id``,
+    ``secret``, ``certificate_id``) and a PENDING CSR request (``csr_id``)."""
+    member = f"/v1/networks/{net['id']}/members/{net['member']['id']}"
+    with world.client(world.creds("acme")) as c:
+        ident = c.post(f"{member}/identities", json={"enrollment_id": "alice",
+                                                      "max_enrollments": 0}).json()
+        pem = make_csr(get_suite("p256-sha256").generate_key(), "alice")
+        r = c.post(f"{member}/enroll", json={"enrollment_id": "alice", "csr_pem": pem,
+                                             "enrollment_secret": ident["enrollment_secret"]})
+        assert r.status_code == 201, r.text
+        csr = c.post(f"{member}/csrs", json={"csr_pem": pem})
+        assert csr.status_code == 201, csr.text
+    return {"identity_id": ident["id"], "secret": ident["enrollment_secret"],
+            "certificate_id": r.json()["id"], "csr_id": csr.json()["id"]}
 
 
 def _body_properties(spec: dict[str, Any], op: dict[str, Any]) -> list[str]:

@@ -4,6 +4,12 @@ The CA is a root (self-signed, path length 0) that issues end-entity
 certificates directly. The role is the subject's single OU; the organization
 id is the subject's O. The CA persists as an encrypted key, its certificate and
 a JSON list of revocations, so a CRL can be regenerated with a growing number.
+
+Attributes (key/value pairs an application reads from a certificate) travel in
+Hyperledger Fabric CA's attribute extension, OID ``1.2.3.4.5.6.7.8.1``, non-critical,
+whose value is the UTF-8 JSON ``{"attrs": {"key": "value", ...}}`` (ADR 0013): Fabric's
+chaincode libraries (``cid``) read them as they are. A revocation may carry an RFC 5280
+reason, written into its CRL entry's reasonCode extension.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +32,27 @@ from consortia.types.errors import ConfigError
 
 DEFAULT_CA_DAYS = 3650
 DEFAULT_CERT_DAYS = 365
+ATTRIBUTES_OID = x509.ObjectIdentifier("1.2.3.4.5.6.7.8.1")
+"""Fabric CA's attribute extension: ``{"attrs": {...}}`` as UTF-8 JSON."""
+
+
+def attributes_extension(attributes: Mapping[str, str]) -> x509.UnrecognizedExtension:
+    """The extension carrying ``attributes`` the way Fabric CA writes them."""
+    value = json.dumps({"attrs": dict(attributes)}, sort_keys=True,
+                       separators=(",", ":")).encode("utf-8")
+    return x509.UnrecognizedExtension(ATTRIBUTES_OID, value)
+
+
+def certificate_attributes(cert: x509.Certificate) -> dict[str, str]:
+    """The attributes ``cert`` carries (empty without the extension)."""
+    try:
+        ext = cert.extensions.get_extension_for_oid(ATTRIBUTES_OID)
+    except x509.ExtensionNotFound:
+        return {}
+    value = ext.value
+    assert isinstance(value, x509.UnrecognizedExtension)
+    attrs = json.loads(value.value.decode("utf-8")).get("attrs", {})
+    return {str(k): str(v) for k, v in attrs.items()}
 
 
 def _now() -> dt.datetime:
@@ -39,6 +67,9 @@ class CertificateAuthority:
     revoked: dict[int, int] = field(default_factory=dict)
     """serial → revocation time (ms since epoch)."""
     crl_number: int = 0
+    reasons: dict[int, x509.ReasonFlags] = field(default_factory=dict)
+    """serial → RFC 5280 reason of the revocation, where one was given (kept in memory
+    only: ``save`` writes the revocations without them)."""
 
     @property
     def cert_der(self) -> bytes:
@@ -79,8 +110,10 @@ class CertificateAuthority:
 
     def issue(self, name: str, role: Role, public_key: PublicKey, *,
               not_before: dt.datetime | None = None,
-              not_after: dt.datetime | None = None) -> x509.Certificate:
-        """Issue a certificate for ``name`` with ``role`` (the OU) to ``public_key``."""
+              not_after: dt.datetime | None = None,
+              attributes: Mapping[str, str] | None = None) -> x509.Certificate:
+        """Issue a certificate for ``name`` with ``role`` (the OU) to ``public_key``, with
+        ``attributes`` in the attribute extension (none: no extension)."""
         if not name or len(name) > 64:
             raise ConfigError("identity names are 1 to 64 characters")
         if not isinstance(public_key, P256PublicKey):
@@ -114,15 +147,22 @@ class CertificateAuthority:
             builder = builder.add_extension(x509.ExtendedKeyUsage([
                 x509.oid.ExtendedKeyUsageOID.SERVER_AUTH,
                 x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        if attributes is not None:
+            builder = builder.add_extension(attributes_extension(attributes), critical=False)
         return builder.sign(ca_native, hashes.SHA256())
 
-    def issue_identity(self, name: str, role: Role, **kw: dt.datetime) -> tuple[SigningKey,
-                                                                                 x509.Certificate]:
+    def issue_identity(self, name: str, role: Role, *, not_before: dt.datetime | None = None,
+                       not_after: dt.datetime | None = None
+                       ) -> tuple[SigningKey, x509.Certificate]:
         key = get_suite("p256-sha256").generate_key()
-        return key, self.issue(name, role, key.public_key(), **kw)
+        return key, self.issue(name, role, key.public_key(), not_before=not_before,
+                               not_after=not_after)
 
-    def revoke(self, serial: int, *, at: dt.datetime | None = None) -> None:
+    def revoke(self, serial: int, *, at: dt.datetime | None = None,
+               reason: x509.ReasonFlags | None = None) -> None:
         self.revoked[serial] = int((at or _now()).timestamp() * 1000)
+        if reason is not None:
+            self.reasons[serial] = reason
 
     def crl(self, *, days: int = 30) -> bytes:
         """A new CRL listing every revocation, with the next CRL number (DER)."""
@@ -136,9 +176,12 @@ class CertificateAuthority:
             .add_extension(x509.CRLNumber(self.crl_number), critical=False)
         )
         for serial, at_ms in sorted(self.revoked.items()):
-            builder = builder.add_revoked_certificate(
-                x509.RevokedCertificateBuilder().serial_number(serial)
-                .revocation_date(dt.datetime.fromtimestamp(at_ms / 1000, dt.UTC)).build())
+            entry = (x509.RevokedCertificateBuilder().serial_number(serial)
+                     .revocation_date(dt.datetime.fromtimestamp(at_ms / 1000, dt.UTC)))
+            reason = self.reasons.get(serial)
+            if reason is not None:
+                entry = entry.add_extension(x509.CRLReason(reason), critical=False)
+            builder = builder.add_revoked_certificate(entry.build())
         crl = builder.sign(native_signing_key(self.key), hashes.SHA256())
         return crl.public_bytes(serialization.Encoding.DER)
 

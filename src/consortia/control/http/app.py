@@ -41,6 +41,7 @@ from consortia.control.http.ratelimit import TokenBuckets
 from consortia.control.http.routes import (
     access_keys,
     audit,
+    ca,
     governance,
     networks,
     sessions,
@@ -88,6 +89,13 @@ TAGS: list[dict[str, Any]] = [
                                           "and the members' votes on them."},
     {"name": "invitations", "description": "Invitations to a tenant, made by approved "
                                             "proposals: accept by creating a member."},
+    {"name": "ca identities", "description": "Identities registered with a member's CA; "
+                                             "their one-time enrollment secrets."},
+    {"name": "certificates", "description": "Enrollment from the holder's CSR, re-enrollment, "
+                                            "expiring certificates, revocation with the CRL "
+                                            "published on chain."},
+    {"name": "csr requests", "description": "CSRs submitted to a member's CA, approved or "
+                                            "rejected by its admins."},
     {"name": "service", "description": "Health of the control plane."},
 ]
 
@@ -135,6 +143,8 @@ def create_app(settings: ControlSettings, *, control: Control | None = None) -> 
         app.include_router(module.api)
     for api in (networks.networks, networks.members, networks.nodes, governance.proposals,
                 governance.invitations):
+        app.include_router(api)
+    for api in (ca.identities, ca.certificates, ca.csrs):
         app.include_router(api)
 
     @app.get("/healthz", response_model=Health, tags=["service"], summary="Liveness",

@@ -140,7 +140,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (401, "Not authenticated: a signature failure (one code per failure) or no valid "
               "console session."),
         (403, "Authenticated, but the role does not allow the call (forbidden_role), or a "
-              "cookie-authenticated change without its CSRF token (csrf_failed)."),
+              "cookie-authenticated change without its CSRF token (csrf_failed), or an "
+              "enrollment whose id and secret do not match (invalid_enrollment_secret)."),
         (404, "No such resource in the caller's tenant (not_found)."),
         (422, "The request's values are refused (validation_failed and others)."),
         (413, "The body is larger than the server accepts (too_large)."),
@@ -153,8 +154,9 @@ CONFLICT_RESPONSE: dict[int | str, dict[str, Any]] = {409: {
     "model": ErrorResponse,
     "description": "Conflicts with the current state (conflict, last_owner, key_limit, "
                    "network_not_available, invitation_required, config_not_allowed, "
-                   "not_enough_approvals, …) or a reused client_token with other parameters "
-                   "(idempotency_conflict)."}}
+                   "not_enough_approvals, identity_exists, enrollments_exhausted, "
+                   "already_revoked, csr_not_pending, …) or a reused client_token with "
+                   "other parameters (idempotency_conflict)."}}
 """Added to the operations that can conflict."""
 
 UNAVAILABLE_RESPONSE: dict[int | str, dict[str, Any]] = {503: {

@@ -14,7 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from consortia.control.store.enums import (
     AccessKeyStatus,
     AuditResult,
+    CaIdentityStatus,
+    CertificateStatus,
     Consensus,
+    CsrStatus,
+    IdentityType,
     NodeHealth,
     NodeStatus,
     NodeType,
@@ -22,6 +26,7 @@ from consortia.control.store.enums import (
     Provisioner,
     ResourceClass,
     ResourceStatus,
+    RevocationReason,
     TenantStatus,
     ThresholdComparator,
     UsageMode,
@@ -364,3 +369,143 @@ class NodeList(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"]
+
+
+# --- member CAs: identities, certificates, CSR requests ------------------------------------
+
+EnrollmentId = Annotated[str, Field(
+    min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$",
+    examples=["alice"], description="The identity's name: the CN of its certificates.")]
+CsrPem = Annotated[str, Field(
+    min_length=1, max_length=65536,
+    description="PKCS#10 certificate signing request, PEM, made with the holder's own "
+                "ECDSA P-256 key; over 8 KiB is refused (413 csr_too_large).")]
+AttributeName = Annotated[str, Field(min_length=1, max_length=64,
+                                     pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+AttributeValue = Annotated[str, Field(max_length=256)]
+
+
+class CaIdentityCreate(_In):
+    enrollment_id: EnrollmentId
+    identity_type: IdentityType = Field(
+        default=IdentityType.CLIENT, description="The role written into its certificates.")
+    attributes: dict[AttributeName, AttributeValue] = Field(
+        default_factory=dict, max_length=32,
+        description="Written into each certificate in Fabric's attribute extension "
+                    "(OID 1.2.3.4.5.6.7.8.1, JSON {\"attrs\": {...}}) with hf.EnrollmentID "
+                    "and hf.Type; names starting with 'hf.' are the CA's own.")
+    max_enrollments: int = Field(default=1, ge=0, le=1000,
+                                 description="Enrollments the secret allows; 0: no limit.")
+    client_token: ClientToken | None = None
+
+
+class CaIdentity(_Out):
+    id: str = Field(examples=["cid-7k3q9d0xw2m4c8rt"])
+    network_id: str
+    member_id: str
+    enrollment_id: str
+    identity_type: IdentityType
+    attributes: dict[str, str]
+    max_enrollments: int
+    enrollment_count: int
+    status: CaIdentityStatus
+    created_at: datetime
+    updated_at: datetime
+
+
+class CaIdentityCreated(CaIdentity):
+    enrollment_secret: str | None = Field(
+        description="Shown once (stored as an Argon2id hash): null when a retry with the "
+                    "same client_token answers.")
+
+
+class CaIdentityList(BaseModel):
+    items: list[CaIdentity]
+    next_page_token: str | None
+
+
+class EnrollRequest(_In):
+    enrollment_id: EnrollmentId
+    enrollment_secret: str = Field(min_length=1, max_length=256)
+    csr_pem: CsrPem
+    client_token: ClientToken | None = None
+
+
+class ReenrollRequest(_In):
+    csr_pem: CsrPem
+    client_token: ClientToken | None = None
+
+
+class Certificate(_Out):
+    id: str = Field(examples=["crt-7k3q9d0xw2m4c8rt"])
+    network_id: str
+    member_id: str = Field(description="The member whose CA issued it.")
+    ca_identity_id: str | None = Field(description="The identity it was enrolled for; null "
+                                                   "for a certificate of a CSR request.")
+    serial_number: str = Field(description="Lower-case hex, no leading zeros.")
+    subject: str = Field(description="RFC 4514.")
+    identity_type: IdentityType
+    certificate_pem: str
+    not_before: datetime
+    not_after: datetime
+    status: CertificateStatus = Field(description="EXPIRED once past not_after.")
+    revoked_at: datetime | None
+    revocation_reason: RevocationReason | None
+    previous_certificate_id: str | None = Field(description="The one it re-enrolled.")
+    created_at: datetime
+
+
+class CertificateList(BaseModel):
+    items: list[Certificate]
+    next_page_token: str | None
+
+
+class RevokeRequest(_In):
+    reason: RevocationReason = RevocationReason.UNSPECIFIED
+
+
+class Revocation(BaseModel):
+    certificates: list[Certificate] = Field(description="The certificates revoked.")
+    crl_number: int = Field(description="The number of the member's newest CRL.")
+    crl_published: bool = Field(description="Whether that CRL is in force on the chain "
+                                             "(false: the network has no chain).")
+
+
+class Crl(BaseModel):
+    member_id: str
+    crl_number: int
+    crl_published_number: int = Field(description="The newest CRL in force on the chain; "
+                                                  "below crl_number: a retried revocation "
+                                                  "publishes it.")
+    crl_pem: str | None
+
+
+class CsrRequestCreate(_In):
+    csr_pem: CsrPem
+    identity_type: IdentityType = Field(default=IdentityType.CLIENT,
+                                        description="The role asked for.")
+    client_token: ClientToken | None = None
+
+
+class CsrReject(_In):
+    reason: str = Field(min_length=1, max_length=1024)
+
+
+class CsrRequest(BaseModel):
+    id: str = Field(examples=["csr-7k3q9d0xw2m4c8rt"])
+    member_id: str = Field(description="The member whose CA is asked.")
+    tenant_id: str = Field(description="The requesting tenant.")
+    subject: str = Field(description="The subject the CSR asks for (RFC 4514).")
+    identity_type: IdentityType
+    status: CsrStatus
+    reason: str = Field(description="Why it was rejected.")
+    decided_at: datetime | None
+    decided_by: str | None = Field(description="The user who approved or rejected it.")
+    certificate_id: str | None
+    certificate_pem: str | None = Field(description="The certificate, once APPROVED.")
+    created_at: datetime
+
+
+class CsrRequestList(BaseModel):
+    items: list[CsrRequest]
+    next_page_token: str | None

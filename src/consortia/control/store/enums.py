@@ -180,3 +180,18 @@ class CsrStatus(StrEnum):
 class AuditResult(StrEnum):
     SUCCESS = "SUCCESS"
     FAILURE = "FAILURE"
+
+
+class RevocationReason(StrEnum):
+    """RFC 5280 §5.3.1 reasons a certificate can be revoked for, as the CRL entry names them.
+
+    ``certificateHold`` and ``removeFromCRL`` are left out: a revocation here is final."""
+
+    UNSPECIFIED = "unspecified"
+    KEY_COMPROMISE = "keyCompromise"
+    CA_COMPROMISE = "cACompromise"
+    AFFILIATION_CHANGED = "affiliationChanged"
+    SUPERSEDED = "superseded"
+    CESSATION_OF_OPERATION = "cessationOfOperation"
+    PRIVILEGE_WITHDRAWN = "privilegeWithdrawn"
+    AA_COMPROMISE = "aACompromise"

@@ -266,7 +266,12 @@ class Member(Timestamps, Idempotent, Base):
     ca_key_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     """The CA's private key, encrypted under the server master key; never stored plain."""
     crl_der: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """The CA's newest CRL (DER), regenerated at each revocation."""
     crl_number: Mapped[int] = mapped_column(Integer, default=0)
+    """The number of ``crl_der`` (0: no CRL yet)."""
+    crl_published_number: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """The number of the newest CRL committed on the chain: below ``crl_number``, a
+    revocation waits to be published (a retried revocation publishes it)."""
 
 
 class Proposal(Timestamps, Idempotent, Base):
@@ -488,6 +493,9 @@ class CaIdentity(Timestamps, Idempotent, Base):
     identity_type: Mapped[IdentityType] = mapped_column(enum_type(IdentityType, "identity_type"))
     secret_hash: Mapped[str | None] = mapped_column(String(255))
     """Argon2id hash of the enrollment secret; the secret is shown once, at registration."""
+    attributes: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    """JSON object of string attributes written into every certificate of the identity
+    (Fabric's attribute extension, ADR 0013)."""
     max_enrollments: Mapped[int] = mapped_column(Integer, default=1)
     """How many enrollments the secret allows; 0 means no limit."""
     enrollment_count: Mapped[int] = mapped_column(Integer, default=0)
