@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -22,10 +23,25 @@ import httpx
 import msgpack
 import pytest
 
-from consortia.sdk import NodeClient, NodeError, load_genesis, notary, sign, verify_proof
+from consortia.cli import background
+from consortia.sdk import (
+    LocalNetwork,
+    NodeClient,
+    NodeError,
+    load_genesis,
+    notary,
+    sign,
+    verify_proof,
+)
 from consortia.types.block import Block
 from consortia.types.config import ConsensusKind
-from tests.integration.helpers import free_port_block, healthy, wait_until
+from tests.integration.helpers import (
+    describe,
+    free_port_block,
+    healthy,
+    run_cli,
+    wait_until,
+)
 from tests.integration.test_multinode import Cluster, _commit_via, _same_chain
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -118,6 +134,29 @@ def test_a_peer_follows_forwards_survives_a_crash_and_fails_over(raft: Cluster) 
         assert client.receipt(r2["tx_id"])["status"] == "committed"
     # And submissions through the peer still reach a live validator.
     _commit_via(c, "peer0", "through-peer-after-failover")
+
+
+def test_cli_adds_and_lists_a_peer(raft: Cluster) -> None:
+    """``consortia network peer add`` prepares, starts and waits for a peer in the
+    background; ``peer list`` shows it caught up; the validators' set is unchanged."""
+    c = raft
+    _commit_via(c, c.ids()[0], "before-cli-peer")
+    r = run_cli("network", "peer", "add", "peer7", "--org", "org2", network=c.net.root)
+    assert r.returncode == 0, describe(r)
+    assert "has caught up" in r.stdout
+    net = LocalNetwork.open(c.net.root)
+    (peer,) = net.peers()
+    try:
+        assert peer.id == "peer7" and peer.org == "org2"
+        _caught_up(c, peer.api, c.ids()[0])
+        r = run_cli("network", "peer", "list", "--json", network=c.net.root)
+        assert r.returncode == 0, describe(r)
+        (row,) = json.loads(r.stdout)["peers"]
+        assert (row["id"], row["status"]) == ("peer7", "ok")
+        assert row["background_pid"] is not None
+        assert [v["id"] for v in c.info(c.ids()[0])["validators"]] == c.ids()
+    finally:
+        background.stop(peer)
 
 
 class _Byzantine(BaseHTTPRequestHandler):
