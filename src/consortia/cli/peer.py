@@ -95,7 +95,7 @@ def add(node_id: Annotated[str, typer.Argument(help="id of the new peer, e.g. pe
 def list_(net: Net = None, json_out: Json = False) -> None:
     """The network's peers: organization, API, height, and whether each has caught up."""
     netw = _open(net, change=False)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for p in netw.peers():
         h = _health(p.api)
         rows.append({"id": p.id, "org": p.org, "api": p.api,
@@ -109,7 +109,7 @@ def list_(net: Net = None, json_out: Json = False) -> None:
     for col in ("id", "org", "API", "height", "status"):
         t.add_column(col)
     for row in rows:
-        t.add_row(row["id"], row["org"], row["api"],
+        t.add_row(str(row["id"]), str(row["org"]), str(row["api"]),
                   "-" if row["height"] is None else str(row["height"]),
                   "[red]down[/]" if row["status"] == "down" else str(row["status"]))
     console.print(t)
