@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import msgpack
 import pytest
 
@@ -24,7 +25,7 @@ from consortia.ledger.store import LedgerStore
 from consortia.ledger.verify import load_block, verify_chain
 from consortia.node.chain import Chain
 from consortia.node.follow import BlockVerifier
-from consortia.node.peer import Sources, check_peer_identity, decode_blocks
+from consortia.node.peer import PeerNode, Refused, Sources, check_peer_identity, decode_blocks
 from consortia.node.settings import NodeSettings
 from consortia.txpool.admission import Admission
 from consortia.types.block import VALID, Block, Certificate
@@ -243,3 +244,25 @@ def test_decode_blocks() -> None:
     assert decode_blocks(msgpack.packb([b"a", b"bc"], use_bin_type=True), 5) == [b"a", b"bc"]
     with pytest.raises(Exception, match="at most"):
         decode_blocks(msgpack.packb([b"a"] * 6, use_bin_type=True), 5)
+
+
+def test_a_validators_answers_to_a_forwarded_batch_are_passed_on() -> None:
+    ok = {"status": "pending", "tx_id": "00"}
+    dup = {"status": "rejected", "http_status": 409,
+           "error": {"code": "duplicate_transaction", "message": "known"}}
+    full = {"status": "rejected", "http_status": 429,
+            "error": {"code": "pool_full", "message": "full"}}
+    r = httpx.Response(200, json={"accepted": 1, "rejected": 2, "results": [ok, dup, full]})
+    taken, refused_dup, refused_full = PeerNode._answers(r, 3, ambiguous=False)
+    assert taken is None
+    assert isinstance(refused_dup, Refused)
+    assert (refused_dup.status, refused_dup.code) == (409, "duplicate_transaction")
+    assert isinstance(refused_full, Refused)
+    assert (refused_full.status, refused_full.code) == (429, "pool_full")
+    # After an attempt whose outcome is unknown, "duplicate" means the first one took it.
+    assert PeerNode._answers(r, 3, ambiguous=True)[1] is None
+    whole = httpx.Response(413, json={"error": {"code": "too_large", "message": "big"}})
+    answers = PeerNode._answers(whole, 2, ambiguous=False)
+    assert [(a.status, a.code) for a in answers if a is not None] == [(413, "too_large")] * 2
+    with pytest.raises(ValueError, match="one result per transaction"):
+        PeerNode._answers(r, 2, ambiguous=False)

@@ -186,6 +186,13 @@ class PeerNode:
                 await asyncio.sleep(retry)
                 continue
             self.remote_height = remote
+            if remote < self.store.height:
+                # A validator behind this peer (down a while, partitioned) has nothing to
+                # give it: follow one that is ahead.
+                self.sources.failed(url, f"is behind this peer (height {remote} < "
+                                         f"{self.store.height})")
+                await asyncio.sleep(retry)
+                continue
             outcome = await self._apply(raws) if raws else Outcome([])
             if outcome.refused is not None:
                 self.refused_blocks += 1
@@ -199,7 +206,7 @@ class PeerNode:
                     log.info("caught up with %s at height %d", url, self.store.height)
                 self.caught_up = True
             elif not raws:
-                # It holds blocks above ours yet served none, or it is behind us: ask another.
+                # It holds blocks above ours yet served none: ask another.
                 self.sources.failed(url, f"at height {remote} served no block after "
                                          f"{self.store.height}")
                 await asyncio.sleep(retry)
@@ -448,7 +455,11 @@ class PeerNode:
 
     def info(self) -> dict[str, Any]:
         cfg = self.chain.config
-        member = self.chain.membership.identify(self.cert_der)
+        try:
+            member = self.chain.membership.identify(self.cert_der)
+            org_id, role = member.org_id, str(member.role)
+        except ConsortiaError:  # (its organization left the configuration since it started)
+            org_id, role = None, "peer"
         return {
             "chain_id": cfg.chain_id,
             "profile": str(cfg.profile),
@@ -459,8 +470,8 @@ class PeerNode:
             "latest_hash": self.chain.last_hash.hex(),
             "config_height": self.chain.config_height,
             "validators": [{"id": v.id, "org_id": v.org_id} for v in cfg.validators],
-            "node": {"id": self.node_id, "org_id": member.org_id, "version": __version__,
-                     "role": str(member.role), "started_ms": self.started_ms},
+            "node": {"id": self.node_id, "org_id": org_id, "version": __version__,
+                     "role": role, "started_ms": self.started_ms},
             "pool": {"transactions": 0, "bytes": 0, "in_flight": 0},
             "config": cfg.summary(),
             "consensus_status": {"role": "peer", "caught_up": self.caught_up},
