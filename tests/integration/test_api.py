@@ -12,6 +12,7 @@ import asyncio
 import base64
 import os
 import random
+import threading
 import uuid
 
 import msgpack
@@ -430,7 +431,7 @@ def test_openapi_lists_the_endpoints(http):
         "/v1/transactions/{tx_id}": "get", "/v1/receipts/{tx_id}": "get",
         "/v1/proofs/{tx_id}": "get", "/v1/blocks": "get", "/v1/blocks/{block_id}": "get",
         "/v1/chain": "get", "/v1/genesis": "get", "/v1/records": "get",
-        "/metrics": "get", "/healthz": "get",
+        "/metrics": "get", "/healthz": "get", "/v1/sync/blocks": "get",
     }
     for path, method in expected.items():
         assert path in paths, path
@@ -439,6 +440,44 @@ def test_openapi_lists_the_endpoints(http):
     assert {"application/octet-stream", "application/json"} <= set(body)
     assert "application/msgpack" in paths["/v1/transactions/batch"]["post"]["requestBody"][
         "content"]
+
+
+def test_sync_blocks_serves_canonical_bytes_and_long_polls(client, http, alice):
+    """What peers follow the chain with: consecutive blocks as canonical bytes, the node's
+    height in a header, an empty list above it, a long poll answered by the next block."""
+    client.submit(sign(alice, CHAIN, notary.digest(uid("sync"), b"x")), wait=True)
+    top = chain_state(http)[0]
+    r = http.get("/v1/sync/blocks", params={"from": 1, "limit": 1000})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/msgpack"
+    assert int(r.headers["x-consortia-height"]) >= top
+    raws = msgpack.unpackb(r.content)
+    assert len(raws) >= top and all(isinstance(x, bytes) for x in raws)
+    for h in (1, top):
+        raw = http.get(f"/v1/blocks/{h}", params={"raw": "true"}).content
+        if h < top:  # (the newest block's certificate may be replaced meanwhile)
+            assert raws[h - 1] == raw
+        assert Block.decode(raws[h - 1]).header.height == h
+    assert msgpack.unpackb(http.get("/v1/sync/blocks", params={"from": 2, "limit": 1}
+                                    ).content)[0] == raws[1]
+    empty = http.get("/v1/sync/blocks", params={"from": 10**9})
+    assert empty.status_code == 200 and empty.content == b"\x90"
+    for bad in ({"from": 0}, {}, {"from": 1, "limit": 0}, {"from": 1, "limit": 1001},
+                {"from": 1, "wait_ms": -1}, {"from": "x"}):
+        assert_refused(http.get("/v1/sync/blocks", params=bad), 400, "malformed")
+
+    # A long poll for the next block returns with it once it commits.
+    nxt = chain_state(http)[0] + 1
+    answer: dict = {}
+
+    def poll() -> None:
+        answer["r"] = http.get("/v1/sync/blocks", params={"from": nxt, "wait_ms": 30_000},
+                               timeout=40)
+    t = threading.Thread(target=poll)
+    t.start()
+    client.submit(sign(alice, CHAIN, notary.digest(uid("poll"), b"y")), wait=True)
+    t.join(timeout=45)
+    (raw,) = msgpack.unpackb(answer["r"].content)[:1]
+    assert Block.decode(raw).header.height == nxt
 
 
 # -- async client ------------------------------------------------------------------------------

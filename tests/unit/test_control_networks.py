@@ -164,7 +164,7 @@ def test_nodes_are_validators_of_raft_and_pbft_chains(world: ControlWorld) -> No
         assert r.status_code == 409 and error_code(r) == "config_not_allowed"
         net = create(c)
         world.flush()
-        r = c.post(nodes_path(net), json={"name": "peer0", "node_type": "peer"})
+        r = c.post(nodes_path(net), json={"name": "orderer0", "node_type": "orderer"})
         assert r.status_code == 422 and error_code(r) == "node_type_not_available"
         r = c.post(nodes_path(net), json={"name": "validator0"})
         assert r.status_code == 409 and error_code(r) == "conflict"  # name taken
@@ -183,6 +183,43 @@ def test_nodes_are_validators_of_raft_and_pbft_chains(world: ControlWorld) -> No
     assert (update.op, update.validator_id, update.org_id) == ("add", node["id"],
                                                                net["member"]["id"])
     assert update.endpoint == node["p2p_endpoint"] and update.sequence == 0
+
+
+def test_peers_join_without_a_configuration_change(world: ControlWorld) -> None:
+    """A peer needs no validator_update and no approval: its identity (role peer) is issued
+    by the member's CA, its directory follows the validators' APIs, the provisioner starts
+    it. Solo networks take peers too; deleting one only stops it."""
+    import tomllib
+
+    from cryptography import x509
+
+    from consortia.identity.membership import parse_role
+    from consortia.types.config import Role
+
+    with world.client(world.creds("acme")) as c:
+        for consensus in ("solo", "raft"):
+            net = create(c, name=f"net-{consensus}", consensus=consensus,
+                         validators=None if consensus == "solo" else 1)
+            world.flush()
+            (validator,) = c.get(nodes_path(net)).json()["items"]
+            r = c.post(nodes_path(net), json={"name": "peer0", "node_type": "peer"})
+            assert r.status_code == 201, r.text
+            peer = r.json()
+            assert peer["node_type"] == "peer" and peer["p2p_endpoint"] is None
+            world.flush()
+            assert c.get(f"{nodes_path(net)}/{peer['id']}").json()["status"] == "AVAILABLE"
+            d = world.control.runtime.files.node_dir(net["id"], peer["id"])
+            doc = tomllib.loads((d / "node.toml").read_text())
+            assert doc["node"]["role"] == "peer" and "p2p" not in doc
+            assert doc["follow"]["validators"] == [validator["api_endpoint"]]
+            cert = x509.load_pem_x509_certificate(
+                (d / "keystore" / peer["id"] / "cert.pem").read_bytes())
+            assert parse_role(cert) is Role.PEER
+            r = c.delete(f"{nodes_path(net)}/{peer['id']}", params={"confirm_name": "peer0"})
+            assert r.status_code == 204, r.text
+            assert c.get(f"{nodes_path(net)}/{peer['id']}").json()["status"] == "DELETED"
+            assert world.provisioner.states[peer["id"]].status.value == "DELETED"
+    assert world.gateway.committed == []  # no configuration transaction at all
 
 
 def test_a_change_the_chain_refuses_leaves_things_as_they_were(world: ControlWorld) -> None:

@@ -145,8 +145,9 @@ def _wait_healthy(children: list[_Child], timeout: float) -> str | None:
 
 def _stop_all(children: list[_Child], root: Path) -> int:
     """SIGTERM every node still running, then wait for them (killing laggards); then stop
-    the network's nodes that run in the background (``network validator add`` starts them
-    so, also while ``up`` runs). The number of background nodes stopped."""
+    the network's nodes that run in the background (``network validator add`` and
+    ``network peer add`` start them so, also while ``up`` runs). The number of background
+    nodes stopped."""
     # A second Ctrl-C (or a supervisor's repeated SIGTERM) must not abandon the children.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
@@ -161,7 +162,8 @@ def _stop_all(children: list[_Child], root: Path) -> int:
             c.proc.kill()
             c.proc.wait()
     try:
-        nodes = LocalNetwork.open(root).nodes()  # again: validators may have been added
+        again = LocalNetwork.open(root)  # again: validators and peers may have been added
+        nodes = [*again.nodes(), *again.peers()]
     except (ConsortiaError, OSError, ValueError):
         return 0
     return sum(background.stop(n) is not None for n in nodes)

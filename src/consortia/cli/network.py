@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from consortia.cli import validator
+from consortia.cli import peer, validator
 from consortia.cli.context import console, fail, guard, network_dir
 from consortia.sdk import LocalNetwork, init_network
 from consortia.types.config import BlockLimits, ConsensusKind, Profile
@@ -16,6 +16,7 @@ from consortia.types.errors import ConsortiaError
 
 app = typer.Typer(help="Create and inspect local networks.", no_args_is_help=True)
 app.add_typer(validator.app, name="validator")
+app.add_typer(peer.app, name="peer")
 
 AVAILABLE_PROFILES = (Profile.ANT,)
 

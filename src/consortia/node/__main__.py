@@ -17,6 +17,7 @@ from consortia.ledger.genesis import load_genesis
 from consortia.ledger.store import LedgerStore
 from consortia.ledger.verify import verify_chain
 from consortia.node.api import create_app
+from consortia.node.peer import PeerNode
 from consortia.node.service import Node
 from consortia.node.settings import NodeSettings
 from consortia.types.errors import ConsortiaError
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             format=f"%(asctime)s %(levelname)s node={settings.node.id} %(name)s: %(message)s")
         if args.verify_chain:
             return _verify_only(settings)
-        node = Node(settings)
+        node: Node | PeerNode = PeerNode(settings) if settings.is_peer else Node(settings)
     except ConsortiaError as exc:
         print(f"consortia node: refusing to start: {exc.message}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ import logging
 import re
 from typing import Any
 
+import msgpack
 import orjson
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,8 +24,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from consortia import __version__
+from consortia.ledger.store import LedgerStore
 from consortia.ledger.verify import load_block
 from consortia.node.bodies import split_bin_array
+from consortia.node.peer import HEIGHT_HEADER, SYNC_PATH, PeerNode
 from consortia.node.service import Node
 from consortia.node.views import block_view, record_view, tx_view
 from consortia.types.errors import (
@@ -38,6 +41,9 @@ from consortia.types.tx import Tx
 
 _MAX_WAIT_S = 60.0
 _MAX_INT = 2**62
+_SYNC_MAX_BLOCKS = 1_000
+_SYNC_MAX_BYTES = 16 * 1024 * 1024
+"""A sync answer stops adding blocks past this size (it always holds at least one)."""
 log = logging.getLogger("consortia.node.api")
 
 
@@ -135,6 +141,20 @@ def _hex_id(value: str, what: str = "transaction id") -> bytes:
     return raw
 
 
+def _raw_blocks(store: LedgerStore, first: int, last: int) -> bytes:
+    """Blocks ``first..last`` as a msgpack array of their canonical bytes, cut short (never
+    below one block) past ``_SYNC_MAX_BYTES``."""
+    raws: list[bytes] = []
+    size = 0
+    for h in range(first, last + 1):
+        raw = load_block(store, h)[0].encode()
+        if raws and size + len(raw) > _SYNC_MAX_BYTES:
+            break
+        raws.append(raw)
+        size += len(raw)
+    return bytes(msgpack.packb(raws, use_bin_type=True))
+
+
 _HEIGHT = re.compile(r"[0-9]{1,18}")
 
 _SINGLE_BODY = {"requestBody": {"required": True, "content": {
@@ -150,7 +170,7 @@ _BATCH_BODY = {"requestBody": {"required": True, "content": {
                                         "items": {"type": "string", "format": "byte"}}}}}}}}
 
 
-def create_app(node: Node) -> FastAPI:
+def create_app(node: Node | PeerNode) -> FastAPI:
     app = FastAPI(title="Consortia node API", version=__version__,
                   description="Submit notary transactions, read blocks, receipts, records and "
                               "offline-verifiable proofs.",
@@ -273,6 +293,25 @@ def create_app(node: Node) -> FastAPI:
             return Response(block.encode(), media_type="application/msgpack")
         return block_view(blk, txs)
 
+    @app.get(SYNC_PATH, tags=["blocks"],
+             summary="Canonical bytes of consecutive blocks, for peers that follow the chain",
+             responses={200: {"content": {"application/msgpack": {}},
+                              "description": "msgpack array of block bytes; the "
+                                             "X-Consortia-Height header is this node's "
+                                             "height"}})
+    async def sync_blocks(from_: int = Query(alias="from", ge=1, le=_MAX_INT),
+                          limit: int = Query(64, ge=1, le=_SYNC_MAX_BLOCKS),
+                          wait_ms: int = Query(0, ge=0, le=int(_MAX_WAIT_S * 1000),
+                                               description="hold the request open up to "
+                                                           "this long for block `from`"),
+                          ) -> Response:
+        if wait_ms and node.store.height < from_:
+            await node.heights.wait_above(node.store, from_ - 1, wait_ms / 1000)
+        top = node.store.height
+        body = await asyncio.to_thread(_raw_blocks, node.store, from_, min(top, from_ + limit - 1))
+        return Response(body, media_type="application/msgpack",
+                        headers={HEIGHT_HEADER: str(top)})
+
     @app.get("/v1/chain", tags=["chain"], summary="Chain and node information")
     async def chain_info() -> dict[str, Any]:
         return node.info()
@@ -320,10 +359,8 @@ def create_app(node: Node) -> FastAPI:
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     async def healthz() -> ORJSONResponse:
-        if node.failed:
-            return ORJSONResponse({"status": "failed", "height": node.store.height},
-                                  status_code=503)
-        return ORJSONResponse({"status": "ok", "height": node.store.height})
+        status, doc = node.health()
+        return ORJSONResponse(doc, status_code=status)
 
     @app.on_event("startup")
     async def _startup() -> None:

@@ -79,6 +79,34 @@ class Receipt:
                        row.height, row.index, row.result.code)
 
 
+class HeightWatch:
+    """Wakes readers long-polling for a block above some height (``GET /v1/sync/blocks``)
+    when one commits. Event-loop thread only."""
+
+    def __init__(self) -> None:
+        self._event: asyncio.Event | None = None
+
+    def bump(self) -> None:
+        """A block committed: wake every waiter (each re-checks the height)."""
+        if self._event is not None:
+            self._event.set()
+            self._event = None
+
+    async def wait_above(self, store: LedgerStore, height: int, timeout: float) -> None:
+        """Return once ``store`` holds a block above ``height`` or ``timeout`` seconds
+        passed, whichever comes first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while store.height <= height:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            if self._event is None:
+                self._event = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), remaining)
+
+
 @dataclass(frozen=True)
 class _Committed:
     """A block this step stored, and what the event loop must settle for it."""
@@ -130,6 +158,7 @@ class Node:
         self._task: asyncio.Task[None] | None = None
         self.started_ms = now_ms()
         self.failed = False
+        self.heights = HeightWatch()
         self.metrics.height.set(self.store.height)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -312,6 +341,7 @@ class Node:
         if reconfigured and self.replication is not None:
             self.replication.reconfigure(self.chain.config)
         if committed:
+            self.heights.bump()
             self.metrics.pool_size.set(len(self.pool))
             assert self._progress is not None
             self._progress.set()
@@ -389,6 +419,12 @@ class Node:
                         fut.set_result(receipt)
 
     # -- views -------------------------------------------------------------------------------
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """``/healthz``: 503 once the node failed (it is stopping), else 200."""
+        if self.failed:
+            return 503, {"status": "failed", "height": self.store.height}
+        return 200, {"status": "ok", "height": self.store.height}
 
     def info(self) -> dict[str, Any]:
         cfg = self.chain.config

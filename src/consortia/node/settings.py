@@ -1,8 +1,11 @@
 """Node configuration file (TOML), validated at start-up.
 
 Relative paths are resolved against the file's directory. There is no default
-passphrase: the validator key is opened with a passphrase read from a file
+passphrase: the node's key is opened with a passphrase read from a file
 (mode 0600 recommended) or from an environment variable.
+
+``[node] role`` is ``validator`` (the default: orders blocks, solo or with ``[p2p]``) or
+``peer`` (follows validators through their public API, ``[follow]``; ADR 0015).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -25,6 +29,9 @@ class NodeSection(_Strict):
     id: str = Field(min_length=1, max_length=64)
     data_dir: Path
     genesis: Path
+    role: Literal["validator", "peer"] = "validator"
+    """A validator takes part in ordering; a peer holds the ledger, serves reads and
+    forwards transactions, following the validators of ``[follow]``."""
 
 
 class ApiSection(_Strict):
@@ -81,6 +88,42 @@ class ConsensusSection(_Strict):
     one further behind catches up from peers' ledgers. None: the protocol's default."""
 
 
+class FollowSection(_Strict):
+    """How a peer follows the chain: the validators' HTTP APIs it syncs blocks from and
+    forwards transactions to, tried in order, the next one when one fails."""
+
+    validators: list[str] = Field(min_length=1, max_length=64)
+    """Base URLs of validators' APIs, e.g. ``http://127.0.0.1:7050``."""
+    poll_wait_ms: int = Field(default=5_000, ge=0, le=60_000)
+    """How long a validator may hold a sync request open waiting for a new block."""
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+    """Timeout of one request to a validator, beyond ``poll_wait_ms``."""
+    batch_blocks: int = Field(default=64, ge=1, le=1_000)
+    """Blocks asked for in one sync request."""
+    retry_ms: int = Field(default=500, ge=10, le=60_000)
+    """Pause before asking the next validator after a failure."""
+
+    @model_validator(mode="after")
+    def _urls(self) -> FollowSection:
+        seen: set[str] = set()
+        for url in self.validators:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname \
+                    or parts.query or parts.fragment or parts.path not in ("", "/"):
+                raise ValueError(f"validator URL {url!r} is not http(s)://host:port")
+            try:
+                parts.port  # noqa: B018 - raises on a port out of range
+            except ValueError:
+                raise ValueError(f"validator URL {url!r} has an invalid port") from None
+            if url.rstrip("/") in seen:
+                raise ValueError(f"validator URL {url!r} is listed twice")
+            seen.add(url.rstrip("/"))
+        return self
+
+    def urls(self) -> list[str]:
+        return [u.rstrip("/") for u in self.validators]
+
+
 class LogSection(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -92,8 +135,24 @@ class NodeSettings(_Strict):
     pool: PoolSection = PoolSection()
     p2p: P2PSection | None = None
     consensus: ConsensusSection = ConsensusSection()
+    follow: FollowSection | None = None
     log: LogSection = LogSection()
     base_dir: Path = Path(".")
+
+    @model_validator(mode="after")
+    def _role(self) -> NodeSettings:
+        if self.node.role == "peer":
+            if self.follow is None:
+                raise ValueError("a peer needs a [follow] section naming validators' APIs")
+            if self.p2p is not None:
+                raise ValueError("a peer takes no part in consensus: remove [p2p]")
+        elif self.follow is not None:
+            raise ValueError("[follow] is for peers: set [node] role = \"peer\"")
+        return self
+
+    @property
+    def is_peer(self) -> bool:
+        return self.node.role == "peer"
 
     def resolve(self, p: Path) -> Path:
         return p if p.is_absolute() else (self.base_dir / p)

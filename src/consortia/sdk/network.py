@@ -7,7 +7,8 @@
     orgs/<org>/passphrase             random, mode 0600; encrypts that org's keys
     orgs/<org>/ca/                    the org CA: encrypted key, certificate, revocations
     orgs/<org>/keystore/<name>/       identities: encrypted key, certificate, CA certificate
-    nodes/<id>/node.toml, data/       one node process each (validator0 … validator<n-1>)
+    nodes/<id>/node.toml, data/       one node process each (validator0 … validator<n-1>,
+                                      and the peers ``LocalNetwork.add_peer`` adds)
 
 A ``solo`` network has one validator, ``validator0`` of the first organization. A ``raft``
 or ``pbft`` network has several, spread round-robin over the organizations, each node with
@@ -102,24 +103,33 @@ def write_node_identity(node_dir: Path, name: str, key: SigningKey, cert: x509.C
 def write_node_config(node_dir: Path, node_id: str, *, genesis: str, keystore: str,
                       passphrase_file: str, host: str, api_port: int,
                       identity: str | None = None, p2p_port: int | None = None,
-                      peers: dict[str, str] | None = None) -> Path:
+                      peers: dict[str, str] | None = None,
+                      follow: list[str] | None = None) -> Path:
     """Write ``node_dir/node.toml`` for validator ``node_id`` and return its path.
 
     ``genesis``, ``keystore`` and ``passphrase_file`` are paths as the node reads them
     (relative ones against ``node_dir``); ``identity`` is the keystore entry (default: the
     node id). With ``p2p_port`` the node talks to ``peers`` (validator id → ``host:port``)
-    over the p2p transport (raft, pbft); without, it is a solo node. Data goes to
-    ``node_dir/data``.
+    over the p2p transport (raft, pbft); without, it is a solo node. With ``follow`` (the
+    API URLs of validators) it is a peer instead, which follows them (ADR 0015). Data goes
+    to ``node_dir/data``.
     """
+    if follow is not None and p2p_port is not None:
+        raise ConfigError("a peer takes no part in consensus: it has no p2p port")
     node_dir.mkdir(parents=True, exist_ok=True)
+    node: dict[str, Any] = {"id": node_id, "data_dir": "data", "genesis": genesis}
+    if follow is not None:
+        node["role"] = "peer"
     settings: dict[str, Any] = {
-        "node": {"id": node_id, "data_dir": "data", "genesis": genesis},
+        "node": node,
         "api": {"host": host, "port": api_port},
         "identity": {"keystore": keystore, "name": identity or node_id,
                      "passphrase_file": passphrase_file},
     }
     if p2p_port is not None:
         settings["p2p"] = {"host": host, "port": p2p_port, "peers": peers or {}}
+    if follow is not None:
+        settings["follow"] = {"validators": list(follow)}
     path = node_dir / "node.toml"
     path.write_text(tomli_w.dumps(settings))
     return path
@@ -137,7 +147,9 @@ class NetworkNode:
     api: str
     """Base URL of its HTTP API, e.g. ``http://127.0.0.1:7050``."""
     p2p: str | None
-    """``host:port`` it listens on for other validators; None for a solo node."""
+    """``host:port`` it listens on for other validators; None for a solo node or a peer."""
+    role: str = "validator"
+    """``validator`` or ``peer`` (a node that follows the validators, ``add_peer``)."""
 
 
 @dataclass(frozen=True)
@@ -173,12 +185,17 @@ class LocalNetwork:
         validators a configuration change removed (``retire``), which nothing starts."""
         return [self._node(n) for n in self.doc["nodes"] if retired or not n.get("retired")]
 
+    def peers(self) -> list[NetworkNode]:
+        """The peer nodes ``add_peer`` added, in order (they are not in ``nodes()``)."""
+        return [NetworkNode(str(e["id"]), str(e["org"]), self.root / str(e["config"]),
+                            str(e["api"]), None, "peer") for e in self.doc.get("peers", [])]
+
     def node(self, node_id: str | None = None) -> NetworkNode:
-        """The node named ``node_id``, or the first one."""
+        """The node named ``node_id`` (a validator's or a peer's), or the first one."""
         nodes = self.nodes(retired=node_id is not None)
         if node_id is None:
             return nodes[0]
-        for n in nodes:
+        for n in [*nodes, *self.peers()]:
             if n.id == node_id:
                 return n
         raise ConfigError(f"no node {node_id!r} in this network "
@@ -340,6 +357,32 @@ class LocalNetwork:
         (and so ``consortia up`` and ``chain info``) leaves it out; its directory stays."""
         self._entry(node_id)["retired"] = True
         _write_doc(self.root, self.doc)
+
+    def add_peer(self, node_id: str, org_id: str, *, api_port: int, host: str = "127.0.0.1",
+                 follow: list[str] | None = None) -> NetworkNode:
+        """Prepare peer node ``node_id`` of ``org_id``: a ``peer`` identity from its CA, its
+        directory (``nodes/<id>/``, its configuration following ``follow`` — by default
+        every validator's API) and its entry in network.json. No configuration change and
+        no approval: a peer orders nothing. Start it like any node; it syncs the chain."""
+        if org_id not in self.doc["orgs"]:
+            raise ConfigError(f"no organization {org_id!r} in this network (organizations: "
+                              f"{', '.join(self.doc['orgs'])})")
+        taken = {n.id for n in self.nodes(retired=True)} | {n.id for n in self.peers()}
+        if node_id in taken:
+            raise ConfigError(f"node {node_id!r} already exists in this network")
+        urls = follow if follow is not None else [n.api for n in self.nodes()]
+        if not urls:
+            raise ConfigError("a peer follows at least one validator")
+        self.new_identity(org_id, node_id, Role.PEER)
+        write_node_config(self.root / "nodes" / node_id, node_id, genesis="../../genesis.json",
+                          keystore=f"../../orgs/{org_id}/keystore",
+                          passphrase_file=f"../../orgs/{org_id}/passphrase", host=host,
+                          api_port=api_port, follow=urls)
+        self.doc.setdefault("peers", []).append(
+            {"id": node_id, "org": org_id, "config": f"nodes/{node_id}/node.toml",
+             "api": f"http://{host}:{api_port}"})
+        _write_doc(self.root, self.doc)
+        return self.node(node_id)
 
     def _entry(self, node_id: str) -> dict[str, Any]:
         for entry in self.doc["nodes"]:

@@ -339,7 +339,9 @@ class MemberList(BaseModel):
 class NodeCreate(_In):
     name: Name
     node_type: NodeType = Field(default=NodeType.VALIDATOR,
-                                description="ant chains run validators only.")
+                                description="ant chains run validators and peers (which "
+                                            "follow the chain and order nothing); orderer "
+                                            "nodes are not available.")
     resource_class: ResourceClass = ResourceClass.SMALL
     client_token: ClientToken | None = None
 

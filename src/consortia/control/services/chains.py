@@ -5,7 +5,7 @@ settle a network's.
 Files, under ``settings.data_dir`` (``ChainFiles``)::
 
     networks/<network id>/genesis.json              the chain's trust anchor
-    networks/<network id>/nodes/<node id>/          one validator each:
+    networks/<network id>/nodes/<node id>/          one node (validator or peer) each:
         node.toml                                   its configuration
         keystore/<node id>/, passphrase             its own identity (key encrypted; 0600)
         data/, node.log                             its ledger and its output
@@ -134,6 +134,17 @@ class ChainFiles:
                           api_port=port_of(node.api_endpoint or ""), p2p_port=p2p,
                           peers=None if p2p is None else peers)
         return cert_der(cert)
+
+    def write_peer(self, ca: CertificateAuthority, node: Node, host: str,
+                   follow: list[str]) -> None:
+        """Issue ``node``'s ``peer`` identity from its member's CA and write its directory:
+        a peer node following the validators' APIs ``follow`` (ADR 0015)."""
+        d = self.node_dir(node.network_id, node.id)
+        key, cert = ca.issue_identity(node.id, Role.PEER)
+        write_node_identity(d, node.id, key, cert, ca.cert)
+        write_node_config(d, node.id, genesis="../../genesis.json", keystore="keystore",
+                          passphrase_file="passphrase", host=host,  # noqa: S106 - a file name
+                          api_port=port_of(node.api_endpoint or ""), follow=follow)
 
     def write_chain(self, network: Network, member: Member, ca: CertificateAuthority,
                     validators: list[Node], host: str) -> str:

@@ -1,12 +1,18 @@
-"""Nodes: a member's validators (``ant`` chains), added to and removed from a running chain.
+"""Nodes: a member's validators and peers (``ant`` chains), added to and removed from a
+running chain.
 
 Rules (docs/spec/control-api.md, "Nodes"):
 
 - operators and stronger of the member's tenant create and delete its nodes; only that
   tenant sees them;
-- ``ant`` chains have validators only: ``peer`` and ``orderer`` are refused with 422
+- ``ant`` chains have validators and peers: ``orderer`` is refused with 422
   ``node_type_not_available``; a solo chain has exactly one validator (409
-  ``config_not_allowed``); the network must be AVAILABLE;
+  ``config_not_allowed``) but takes peers; the network and the member must be AVAILABLE;
+- **add a peer** (ADR 0015): no configuration change and no approval — the row is
+  written (CREATING, its API port), the peer's identity is issued by the member's CA, its
+  directory written to follow the APIs of the network's validators, and its process
+  started: AVAILABLE when it answers its health check, which it does once caught up;
+  **delete** stops it (name typed back);
 - **add**: the row is written (CREATING, its ports), then the validator's identity is
   issued by the member's CA and its directory written, and the ``validator_update``
   configuration transaction that adds it — signed by an admin of the member's
@@ -137,23 +143,28 @@ class NodeService:
             member = own_member(db, actor.tenant_id, network_id, member_id)
             network = db.get(Network, network_id)
             assert network is not None
-            if node_type is not NodeType.VALIDATOR:
-                raise InvalidRequest(f"{network.profile.value} chains run validators only; "
-                                     f"{node_type.value} nodes are not available",
+            if node_type not in (NodeType.VALIDATOR, NodeType.PEER):
+                raise InvalidRequest(f"{network.profile.value} chains run validators and "
+                                     f"peers; {node_type.value} nodes are not available",
                                      code="node_type_not_available")
-            _check_changeable(network, member)
-            validators = validators_of(db, network_id)
-            if len(validators) >= MAX_VALIDATORS:
-                raise Conflict(f"a chain has at most {MAX_VALIDATORS} validators",
-                               code="config_not_allowed")
-            _approvers(db, actor, network, member)  # refuse early, before any row
-            api, p2p = runtime.allocate_ports(db, 2)
+            peer = node_type is NodeType.PEER
+            _check_available(network, member)
+            if not peer:
+                _check_changeable(network)
+                validators = validators_of(db, network_id)
+                if len(validators) >= MAX_VALIDATORS:
+                    raise Conflict(f"a chain has at most {MAX_VALIDATORS} validators",
+                                   code="config_not_allowed")
+                _approvers(db, actor, network, member)  # refuse early, before any row
+            ports = runtime.allocate_ports(db, 1 if peer else 2)
             host = self._c.settings.node_host
             node = Node(id=new_id("nd"), network_id=network_id, member_id=member_id,
                         tenant_id=actor.tenant_id, name=name, node_type=node_type,
                         resource_class=resource_class, status=NodeStatus.CREATING,
-                        provisioner=Provisioner.LOCAL, api_endpoint=f"http://{host}:{api}",
-                        p2p_endpoint=f"{host}:{p2p}", client_token=client_token,
+                        provisioner=Provisioner.LOCAL,
+                        api_endpoint=f"http://{host}:{ports[0]}",
+                        p2p_endpoint=None if peer else f"{host}:{ports[1]}",
+                        client_token=client_token,
                         request_sha256=fp if client_token else None)
             try:
                 with db.begin_nested():
@@ -166,7 +177,10 @@ class NodeService:
                 raise Conflict(f"network {network_id} already has a node named "
                                f"{name!r}") from None
             self._c.audit.record(db, actor, "node.create", node.id)
-        self._join(actor, node.id)
+        if peer:
+            self._start_peer(node.id)
+        else:
+            self._join(actor, node.id)
         with self._c.transaction() as db:
             return Created(own_node(db, actor.tenant_id, network_id, member_id, node.id))
 
@@ -195,6 +209,34 @@ class NodeService:
                     row.status = NodeStatus.FAILED
                     row.status_reason = f"could not join the chain: {_why(exc)}"[:1024]
 
+    def _start_peer(self, node_id: str) -> None:
+        """Issue the peer's identity, write its directory following the network's
+        validators and start it; FAILED with the reason when that cannot be done."""
+        runtime = self._c.runtime
+        try:
+            with self._c.transaction() as db:
+                node = db.get(Node, node_id)
+                assert node is not None
+                member = db.get(Member, node.member_id)
+                assert member is not None
+                validators = validators_of(db, node.network_id)
+                urls = [v.api_endpoint for v in sorted(
+                    validators, key=lambda v: v.status is not NodeStatus.AVAILABLE)
+                    if v.api_endpoint]
+                if not urls:
+                    raise Unavailable("the network has no validator to follow",
+                                      code="chain_unavailable")
+                node.provisioner_ref = node_id
+            ca = open_member_ca(self._c.box, member)
+            runtime.files.write_peer(ca, node, self._c.settings.node_host, urls)
+            runtime.provision(node)
+        except _CHAIN_ERRORS as exc:
+            with self._c.transaction() as db:
+                row = db.get(Node, node_id)
+                if row is not None and row.status not in GONE:
+                    row.status = NodeStatus.FAILED
+                    row.status_reason = f"could not start the peer: {_why(exc)}"[:1024]
+
     # --- delete ----------------------------------------------------------------------------
 
     def delete(self, actor: Actor, network_id: str, member_id: str, node_id: str,
@@ -209,7 +251,8 @@ class NodeService:
                 raise Conflict(f"node {node.id} is {node.status.value} already")
             network = db.get(Network, network_id)
             assert network is not None
-            joined = (network.status is ResourceStatus.AVAILABLE
+            joined = (node.node_type is NodeType.VALIDATOR
+                      and network.status is ResourceStatus.AVAILABLE
                       and node.provisioner_ref is not None)
             if joined:
                 if network.consensus is Consensus.SOLO:
@@ -302,13 +345,17 @@ def _approvers(db: Session, actor: Actor, network: Network, member: Member) -> l
     return mine[:need]
 
 
-def _check_changeable(network: Network, member: Member) -> None:
+def _check_available(network: Network, member: Member) -> None:
     if network.status is not ResourceStatus.AVAILABLE:
         raise Conflict(f"network {network.id} is {network.status.value}: nodes are added to "
                        "AVAILABLE networks", code="network_not_available")
     if member.status is not ResourceStatus.AVAILABLE:
         raise Conflict(f"member {member.id} is {member.status.value}",
                        code="member_not_available")
+
+
+def _check_changeable(network: Network) -> None:
+    """The validator set of ``network`` can change (not a solo chain's)."""
     if network.consensus is Consensus.SOLO:
         raise Conflict("a solo chain has exactly one validator; create a raft or pbft "
                        "network for more", code="config_not_allowed")
