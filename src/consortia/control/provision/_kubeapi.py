@@ -37,12 +37,17 @@ class KubeApi:
             raise ConfigError("the kubernetes provisioner needs the kubernetes client: "
                               "pip install 'consortia[kubernetes]'") from None
         if api_client is None:
+            cfg = client.Configuration()
             try:
-                api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
-                    config_file=kubeconfig,
-                    context=context, persist_config=False)
+                config.load_kube_config(  # type: ignore[no-untyped-call]
+                    config_file=kubeconfig, context=context, client_configuration=cfg,
+                    persist_config=False)
             except (config.ConfigException, OSError, ValueError) as exc:
                 raise ConfigError(f"kubeconfig {kubeconfig}: {exc}") from exc
+            # No retries inside a call: its timeout bounds it; the next poll, or the
+            # operator's next request, is the retry.
+            cfg.retries = 0
+            api_client = client.ApiClient(configuration=cfg)
         self.client = api_client
         self.core = client.CoreV1Api(api_client)
         self.apps = client.AppsV1Api(api_client)
@@ -64,7 +69,8 @@ class KubeApi:
         self._call(f"apply {m['kind']} {ns}/{name}", call, name, ns, m, **kw)
 
     def delete(self, kind: str, name: str, namespace: str) -> bool:
-        """Delete one object; False when it was already gone."""
+        """Delete one object; False when it was already gone. The answer (the object or a
+        ``Status``, depending on kind and version) is not read."""
         call = {"Secret": self.core.delete_namespaced_secret,
                 "PersistentVolumeClaim": self.core.delete_namespaced_persistent_volume_claim,
                 "Service": self.core.delete_namespaced_service,
@@ -72,7 +78,7 @@ class KubeApi:
                 "Pod": self.core.delete_namespaced_pod}[kind]
         return self._call(f"delete {kind} {namespace}/{name}", call, name, namespace,
                           propagation_policy="Background", _request_timeout=self.timeout,
-                          missing_ok=True) is not None
+                          _preload_content=False, missing_ok=True) is not None
 
     def stateful_sets(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         out = self._call(f"list StatefulSets in {namespace}",
@@ -112,6 +118,9 @@ class KubeApi:
             raise
         except Exception as exc:  # urllib3's connection errors and timeouts, pydantic's
             raise Unavailable(f"kubernetes: {what}: {type(exc).__name__}: {exc}") from exc
+        if not kw.get("_preload_content", True):
+            result.release_conn()
+            return True
         return self.client.sanitize_for_serialization(result)
 
 
