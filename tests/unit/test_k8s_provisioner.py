@@ -456,3 +456,29 @@ def test_unscheduled_pods_say_why() -> None:
     status, reason, _, _ = observe(_sts(), pod, previous=NodeStatus.CREATING, crash_limit=5)
     assert status is NodeStatus.CREATING
     assert reason == "not scheduled: 0/3 nodes: Insufficient cpu"
+
+
+def test_the_control_plane_runs_the_provisioner_its_settings_choose(
+        cluster: tuple[FakeCluster, Path], net: Path, tmp_path: Path) -> None:
+    from consortia.control.auth.keys import new_master_key
+    from consortia.control.services.control import Control
+    from consortia.control.settings import ControlSettings
+    from consortia.control.store import db
+
+    _, kubeconfig = cluster
+    with _provisioner(kubeconfig) as prov:       # a node placed by an earlier control plane
+        prov.create(_spec(net))
+    url = f"sqlite:///{tmp_path / 'control.sqlite3'}"
+    db.upgrade(url)
+    settings = ControlSettings(
+        database_url=url, master_key=new_master_key(), data_dir=tmp_path / "data",
+        provisioner="kubernetes",
+        kubernetes=KubernetesSettings(image="registry.example/consortia:0.1.0", namespace=NS,
+                                      kubeconfig=kubeconfig))
+    control = Control(settings)
+    try:
+        assert isinstance(control.runtime.provisioner, KubernetesProvisioner)
+        control.start()                              # opens it: the cluster's node is known
+        assert [s.spec.node_id for s in control.runtime.provisioner.nodes()] == ["validator0"]
+    finally:
+        control.close()
