@@ -4,6 +4,7 @@ arithmetic, log rotation and tails, the state directory's records, spec validati
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from pathlib import Path
@@ -129,3 +130,20 @@ def test_records_round_trip_and_a_bad_one_is_reported(tmp_path: Path) -> None:
                     .replace('"version": 1', '"version": 9'))
     with pytest.raises(ConfigError, match="version 9"):
         records.load_all()
+
+
+def test_records_keep_the_resource_class_and_read_older_ones_as_small(tmp_path: Path) -> None:
+    records = Records(tmp_path)
+    spec = NodeSpec("nd-2", tmp_path / "node.toml", tmp_path / "data", tmp_path / "node.log",
+                    "http://127.0.0.1:7050", "large")
+    records.save(Record(spec, Wanted.RUNNING, NodeStatus.CREATING, None, 0, 1.0))
+    (loaded,) = records.load_all()
+    assert loaded.spec == spec
+    path = records.node_dir("nd-2") / "record.json"
+    doc = json.loads(path.read_text())
+    del doc["spec"]["resource_class"]                  # as written before the field existed
+    path.write_text(json.dumps(doc))
+    (loaded,) = records.load_all()
+    assert loaded.spec.resource_class == "small"
+    with pytest.raises(ValueError, match="resource class"):
+        NodeSpec("nd-3", tmp_path, tmp_path, tmp_path, "http://h:1", "huge")

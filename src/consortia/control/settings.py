@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from consortia.control.auth.keys import SecretBox, new_master_key
+from consortia.control.provision.kubernetes import KubernetesSettings
 from consortia.sdk.signing import WINDOW_SECONDS
 from consortia.types.errors import ConfigError
 
@@ -84,6 +85,13 @@ class ControlSettings:
     an outgoing connection could take a port between its choice and its use."""
     chain_timeout_seconds: float = 30.0
     """How long a configuration change (adding or removing a validator) may take to commit."""
+    provisioner: str = "local"
+    """Where nodes run: ``local`` (processes on this machine, state under
+    ``data_dir/provisioner``) or ``kubernetes`` (StatefulSets in a cluster, ``kubernetes``
+    says which; ADR 0014)."""
+    kubernetes: KubernetesSettings | None = None
+    """The cluster, namespace, image and storage class of the ``kubernetes`` provisioner;
+    required with it (with a kubeconfig), refused without it."""
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -108,6 +116,15 @@ class ControlSettings:
             raise ConfigError("node_host must name an address")
         if not 1 <= self.chain_timeout_seconds <= 600:
             raise ConfigError("chain_timeout_seconds must be between 1 and 600")
+        if self.provisioner not in ("local", "kubernetes"):
+            raise ConfigError(f"provisioner {self.provisioner!r} is not local or kubernetes")
+        if self.provisioner == "kubernetes" and (self.kubernetes is None
+                                                 or self.kubernetes.kubeconfig is None):
+            raise ConfigError("the kubernetes provisioner needs kubernetes settings with a "
+                              "kubeconfig (and the node image: there is no default)")
+        if self.provisioner == "local" and self.kubernetes is not None:
+            raise ConfigError("kubernetes settings are given but the provisioner is local: "
+                              "set provisioner='kubernetes' or drop them")
 
     @classmethod
     def from_files(cls, database_url: str, master_key_file: Path,

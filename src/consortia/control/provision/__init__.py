@@ -5,8 +5,10 @@ Owns: the ``Provisioner`` protocol the control plane drives (``base.py``: ``Node
 ``local`` implementation (``local.py``): node processes on this machine, one supervising
 thread each, restarted with jittered exponential backoff after a crash, FAILED in a
 crash loop, adopted again after the control plane restarts (``policy.py`` holds the
-timings). A ``kubernetes`` provisioner is planned. Statuses, transitions, backoff and
-adoption: ``docs/spec/provisioning.md``.
+timings); and the ``kubernetes`` one (``kubernetes.py``): a StatefulSet, Service, Secret
+and volume claim per node, statuses read from the cluster (ADR 0014; import it from its
+module: its client is an optional extra). Statuses, transitions, backoff and adoption:
+``docs/spec/provisioning.md``.
 
 A provisioner reaches a node only as a process, its files and its public HTTP API (the
 health check): never the node engine's packages.

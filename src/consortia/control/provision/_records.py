@@ -54,6 +54,8 @@ class _SpecDoc(BaseModel):
     data_dir: str
     log_file: str
     api_url: str
+    resource_class: str = "small"
+    """Absent from records written before it existed: those nodes were all small."""
 
 
 class _RecordDoc(BaseModel):
@@ -87,7 +89,7 @@ class Records:
         doc = {"version": RECORD_VERSION,
                "spec": {"node_id": s.node_id, "config": str(s.config),
                         "data_dir": str(s.data_dir), "log_file": str(s.log_file),
-                        "api_url": s.api_url},
+                        "api_url": s.api_url, "resource_class": s.resource_class},
                "wanted": rec.wanted.value, "status": rec.status.value, "reason": rec.reason,
                "restarts": rec.restarts, "since": rec.since, "remove_data": rec.remove_data}
         tmp = d / "record.json.tmp"
@@ -111,7 +113,7 @@ class Records:
         s = doc.spec
         try:
             spec = NodeSpec(s.node_id, Path(s.config), Path(s.data_dir), Path(s.log_file),
-                            s.api_url)
+                            s.api_url, s.resource_class)
         except ValueError as exc:
             raise ConfigError(f"provisioner record {path}: {exc}") from exc
         if path.parent.name != spec.node_id:

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Protocol
 
 _NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+RESOURCE_CLASSES = ("small", "medium", "large")
+"""The sizes a node may be given (the control plane's ``ResourceClass`` values); each
+provisioner maps them to real figures (the local one ignores them)."""
 
 
 class NodeStatus(StrEnum):
@@ -52,6 +55,9 @@ class NodeSpec:
     """Where its standard output and error go (rotated by size)."""
     api_url: str
     """Base URL of its HTTP API, e.g. ``http://127.0.0.1:7050``; health is ``/healthz``."""
+    resource_class: str = "small"
+    """CPU, memory and disk granted to it: one of ``RESOURCE_CLASSES`` (the kubernetes
+    provisioner's requests, limits and volume size; the local provisioner ignores it)."""
 
     def __post_init__(self) -> None:
         if not _NODE_ID.fullmatch(self.node_id):
@@ -59,6 +65,9 @@ class NodeSpec:
                              "starting with a letter or digit")
         if not self.api_url.startswith(("http://", "https://")):
             raise ValueError(f"api url {self.api_url!r} is not http(s)://host:port")
+        if self.resource_class not in RESOURCE_CLASSES:
+            raise ValueError(f"resource class {self.resource_class!r} is not one of "
+                             f"{', '.join(RESOURCE_CLASSES)}")
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,8 @@ class ChainFiles:
         d = self.node_dir(node.network_id, node.id)
         if node.api_endpoint is None:
             raise ValueError(f"node {node.id} has no API endpoint")
-        return NodeSpec(node.id, d / "node.toml", d / "data", d / "node.log", node.api_endpoint)
+        return NodeSpec(node.id, d / "node.toml", d / "data", d / "node.log", node.api_endpoint,
+                        node.resource_class.value)
 
     def write_validator(self, ca: CertificateAuthority, node: Node, host: str,
                         peers: dict[str, str]) -> bytes:

@@ -13,9 +13,10 @@ changed in the audit trail within that transaction. The HTTP layer
 these methods; the CLI will do the same for platform commands.
 
 With ``settings.data_dir``, the control plane runs chains: ``runtime`` owns a provisioner
-(a ``LocalProvisioner`` on ``data_dir/provisioner`` unless one is given), hands its status
-reports to the database, and talks to nodes through a ``NodeGateway`` (HTTP unless one is
-given). It starts with the first service call that needs it, or ``start()``.
+(the one ``settings.provisioner`` names — a ``LocalProvisioner`` on
+``data_dir/provisioner`` or a ``KubernetesProvisioner`` — unless one is given), hands its
+status reports to the database, and talks to nodes through a ``NodeGateway`` (HTTP unless
+one is given). It starts with the first service call that needs it, or ``start()``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from consortia.control.auth.keys import SecretBox
 from consortia.control.provision.base import Provisioner
+from consortia.control.provision.kubernetes import KubernetesProvisioner
 from consortia.control.provision.local import LocalProvisioner
 from consortia.control.services.access_keys import AccessKeyService
 from consortia.control.services.audit import AuditService
@@ -97,8 +99,8 @@ class Control:
         self.csrs = CsrService(self)
         self.files = None if settings.data_dir is None else ChainFiles(settings.data_dir)
         if self.files is not None:
-            prov = provisioner if provisioner is not None else LocalProvisioner(
-                self.files.provisioner_dir)
+            prov = provisioner if provisioner is not None else _provisioner(settings,
+                                                                            self.files)
             self._runtime = ChainRuntime(self, prov, gateway or HttpNodeGateway(), self.files)
 
     def __repr__(self) -> str:
@@ -138,3 +140,12 @@ class Control:
             self._runtime.close(stop_nodes=stop_nodes)
         if self._own_engine:
             self.engine.dispose()
+
+
+def _provisioner(settings: ControlSettings, files: ChainFiles) -> Provisioner:
+    """The provisioner the settings choose: local (state under ``data_dir/provisioner``)
+    or kubernetes (the settings have checked that its kubeconfig is given)."""
+    if settings.provisioner == "kubernetes":
+        assert settings.kubernetes is not None
+        return KubernetesProvisioner(settings.kubernetes)
+    return LocalProvisioner(files.provisioner_dir)
