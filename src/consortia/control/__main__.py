@@ -166,9 +166,10 @@ def serve(args: argparse.Namespace) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _on_signal)
-    ok = False
+    ok = started = False
     try:
         ctl.start()  # adopt the nodes that run, reconcile statuses (before serving)
+        started = True
         _resume_stopped(ctl, data_dir)
         app = create_app(settings, control=ctl)
         server = uvicorn.Server(uvicorn.Config(
@@ -181,7 +182,7 @@ def serve(args: argparse.Namespace) -> int:
         else:
             ok = True
     finally:
-        if args.stop_nodes_on_exit:
+        if args.stop_nodes_on_exit and started:
             _stop_nodes(ctl, data_dir)
         else:
             ctl.close()  # the nodes keep running; the next start adopts them
