@@ -1,4 +1,4 @@
-"""``consortia up`` smoke test: create a dev chain, serve it, notarize, stop on SIGINT, resume.
+"""``consortia dev up`` smoke test: create a dev chain, serve it, notarize, stop on SIGINT, resume.
 
 ``up`` runs the node as a child process. Ctrl-C in a terminal sends SIGINT to the
 whole foreground process group (``up`` and its node); ``kill -INT`` reaches ``up``
@@ -36,7 +36,7 @@ STOP_TIMEOUT = 30
 
 
 class Up:
-    """One ``consortia up`` process with its output in files."""
+    """One ``consortia dev up`` process with its output in files."""
 
     def __init__(self, root: Path, port: int, logs: Path, n: int) -> None:
         self.root = root
@@ -45,7 +45,7 @@ class Up:
         self.err = logs / f"up.{n}.stderr"
         with self.out.open("wb") as out, self.err.open("wb") as err:
             self.proc = subprocess.Popen(
-                [*cli_command(), "up", "-N", str(root), "--port", str(port)],
+                [*cli_command(), "dev", "up", "-N", str(root), "--port", str(port)],
                 stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=subprocess_env(),
                 start_new_session=True)      # its own process group, like a terminal job
 
@@ -56,9 +56,9 @@ class Up:
     def wait_up(self) -> None:
         def ready() -> bool:
             if self.proc.poll() is not None:
-                pytest.fail(f"consortia up exited early:\n{self.output()}")
+                pytest.fail(f"consortia dev up exited early:\n{self.output()}")
             return healthy(self.url) and "Consortia is up" in self.out.read_text()
-        wait_until(ready, START_TIMEOUT, f"consortia up to serve {self.url}")
+        wait_until(ready, START_TIMEOUT, f"consortia dev up to serve {self.url}")
 
     def node_pids(self) -> list[int]:
         """Processes of ``up``'s process group other than ``up`` itself (its node)."""
@@ -100,7 +100,7 @@ def _stopped(up: Up, how: str) -> None:
     try:
         up.proc.wait(timeout=STOP_TIMEOUT)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"consortia up did not exit after {how}:\n{up.output()}")
+        pytest.fail(f"consortia dev up did not exit after {how}:\n{up.output()}")
     wait_until(lambda: not up.node_pids(), STOP_TIMEOUT, "the node process to exit")
     assert not healthy(up.url)
     assert up.proc.returncode == 0, up.output()
@@ -130,7 +130,7 @@ def test_up_notarize_stop_and_resume(tmp_path, ups):
     os.killpg(up.proc.pid, signal.SIGINT)
     _stopped(up, "SIGINT to its process group")
 
-    # `consortia up` again resumes the same chain (same network directory and port).
+    # `consortia dev up` again resumes the same chain (same network directory and port).
     again = Up(root, port, tmp_path, 1)
     ups.append(again)
     again.wait_up()
