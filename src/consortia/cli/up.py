@@ -27,7 +27,7 @@ from rich.table import Table
 
 from consortia.cli.context import console, err_console, fail
 from consortia.cli.remote import styled
-from consortia.cli.watch import LiveReporter, Reporter, wait_until_ready
+from consortia.cli.watch import LiveReporter, Reporter, network_nodes, wait_until_ready
 from consortia.sdk.control import (
     CREDENTIALS_FILE,
     UP_DATA_DIR,
@@ -161,7 +161,6 @@ def _show_demo(c: ControlClient, net: Network) -> None:
                     f"{styled(net.status)}", title_justify="left")
     for col in ("node", "member", "status", "API"):
         t.add_column(col)
-    from consortia.cli.watch import network_nodes
     for n in network_nodes(c, net.id):
         t.add_row(n.name, n.member_id, styled(n.status), n.api_endpoint or "-")
     console.print(t)
