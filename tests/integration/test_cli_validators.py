@@ -1,6 +1,6 @@
-"""``consortia network validator add|list|remove`` against a raft network run by ``consortia up``.
+"""``consortia dev validator add|list|remove`` against a raft network run by ``consortia dev up``.
 
-Every step is the ``consortia`` command as a subprocess: ``network init`` creates a raft-3
+Every step is the ``consortia`` command as a subprocess: ``dev init`` creates a raft-3
 network, ``up`` runs it, ``validator add`` commits a fourth validator, starts its node in
 the background and returns once it has caught up; ``chain info`` and ``validator list``
 show it; refusals (duplicate, unknown, stale sequence, solo network) exit 1 with a
@@ -35,16 +35,16 @@ pytestmark = pytest.mark.integration
 
 
 class Up:
-    """``consortia up -N root`` in its own process group (a terminal job), output in files."""
+    """``consortia dev up -N root`` in its own process group (a terminal job), output in files."""
 
     def __init__(self, root: Path, logs: Path, base: int) -> None:
         self.root = root
         self.base = base
-        """First API port (``network init --port``); p2p ports from ``base + 4``."""
+        """First API port (``dev init --port``); p2p ports from ``base + 4``."""
         self.out = logs / "up.stdout"
         self.err = logs / "up.stderr"
         with self.out.open("wb") as out, self.err.open("wb") as err:
-            self.proc = subprocess.Popen([*cli_command(), "up", "-N", str(root)],
+            self.proc = subprocess.Popen([*cli_command(), "dev", "up", "-N", str(root)],
                                          stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                          env=subprocess_env(), start_new_session=True)
 
@@ -57,9 +57,9 @@ class Up:
     def wait_up(self) -> None:
         def ready() -> bool:
             if self.proc.poll() is not None:
-                pytest.fail(f"consortia up exited early:\n{self.output()}")
+                pytest.fail(f"consortia dev up exited early:\n{self.output()}")
             return "Consortia is up" in self.out.read_text()
-        wait_until(ready, START_TIMEOUT, "consortia up to start its nodes")
+        wait_until(ready, START_TIMEOUT, "consortia dev up to start its nodes")
 
     def interrupt(self) -> None:
         """Ctrl-C in its terminal: SIGINT to the whole process group."""
@@ -82,7 +82,7 @@ def up(tmp_path: Path) -> Iterator[Up]:
     # API ports base..base+3 (the fourth for the added validator), p2p base+4..base+7;
     # base+8 and base+9 free for the ports `validator add` picks by itself.
     base = free_port_block(10)
-    init = run_cli("network", "init", "-N", root, "--consensus", "raft", "--validators", "3",
+    init = run_cli("dev", "init", "-N", root, "--consensus", "raft", "--validators", "3",
                    "--port", base, "--p2p-port", base + 4, "--batch-timeout-ms", "50")
     assert init.returncode == 0, describe(init)
     u = Up(root, tmp_path, base)
@@ -130,7 +130,7 @@ def test_add_list_and_remove_a_validator_of_a_running_raft_network(up: Up) -> No
     assert put["status"] == "committed"
 
     # add: committed, node started in the background, caught up before the command returns.
-    out = ok(cli("network", "validator", "add", "validator3", "--org", "org2",
+    out = ok(cli("dev", "validator", "add", "validator3", "--org", "org2",
                  "--api-port", base + 3, "--p2p-port", base + 7), up)
     text = " ".join(out.split())
     assert "validator3 (org2) is a validator from block" in text, out
@@ -146,12 +146,12 @@ def test_add_list_and_remove_a_validator_of_a_running_raft_network(up: Up) -> No
     assert "validator3" in [v["id"] for v in mine["validators"]]
     assert mine["height"] >= max(r["height"] for r in rows[:3]) - 1  # others may have moved
 
-    listed = json.loads(ok(cli("network", "validator", "list", "--json"), up))
+    listed = json.loads(ok(cli("dev", "validator", "list", "--json"), up))
     assert listed["sequence"] == 1
     v3 = listed["validators"][-1]
     assert v3 == {"id": "validator3", "org": "org2", "endpoint": f"127.0.0.1:{base + 7}",
                   "api": new_api, "height": v3["height"], "background_pid": pid}
-    assert "validator3" in ok(cli("network", "validator", "list"), up)
+    assert "validator3" in ok(cli("dev", "validator", "list"), up)
 
     # The new validator takes transactions and they commit.
     via_new = json.loads(ok(cli("notary", "put", "-b", "via-new", "--text", "y", "--node",
@@ -159,16 +159,16 @@ def test_add_list_and_remove_a_validator_of_a_running_raft_network(up: Up) -> No
     assert via_new["status"] == "committed"
 
     # Refusals: a clear message and exit 1, nothing written.
-    refused(cli("network", "validator", "add", "validator3"),
+    refused(cli("dev", "validator", "add", "validator3"),
             "validator3 is a validator already", "[duplicate_validator]")
-    refused(cli("network", "validator", "remove", "nosuch"), "no node 'nosuch'")
-    refused(cli("network", "validator", "remove", "validator1", "--sequence", "0"),
+    refused(cli("dev", "validator", "remove", "nosuch"), "no node 'nosuch'")
+    refused(cli("dev", "validator", "remove", "validator1", "--sequence", "0"),
             "approved against configuration 0", "[stale_config]")
     assert [n["id"] for n in json.loads((root / "network.json").read_text())["nodes"]] == [
         *ids, "validator3"]
 
     # remove: committed; the node the CLI started is stopped.
-    out = ok(cli("network", "validator", "remove", "validator3"), up)
+    out = ok(cli("dev", "validator", "remove", "validator3"), up)
     assert "validator3 is no longer a validator" in out and f"stopped its node (pid {pid})" in out
     wait_until(lambda: not _pid_alive(pid), 15, "validator3's node to exit")
     assert not (root / "nodes/validator3/node.pid").exists()
@@ -178,16 +178,16 @@ def test_add_list_and_remove_a_validator_of_a_running_raft_network(up: Up) -> No
     assert entry["retired"] is True
     info = json.loads(ok(cli("chain", "info", "--json"), up))
     assert [row["id"] for row in info] == ids
-    refused(cli("network", "validator", "add", "validator3"), "has run before")
-    listed = json.loads(ok(cli("network", "validator", "list", "--json"), up))
+    refused(cli("dev", "validator", "add", "validator3"), "has run before")
+    listed = json.loads(ok(cli("dev", "validator", "list", "--json"), up))
     assert [v["id"] for v in listed["validators"]] == ids and listed["sequence"] == 2
-    refused(cli("network", "validator", "remove", "validator3"),
+    refused(cli("dev", "validator", "remove", "validator3"),
             "validator3 is not a validator", "[unknown_validator]")
     put = json.loads(ok(cli("notary", "put", "-b", "after", "--text", "z", "--json"), up))
     assert put["status"] == "committed"
 
     # A validator added with the ports the command picks; Ctrl-C of `up` stops it too.
-    out = ok(cli("network", "validator", "add", "validator4", "--timeout", "45"), up)
+    out = ok(cli("dev", "validator", "add", "validator4", "--timeout", "45"), up)
     assert "validator4 has caught up" in " ".join(out.split()), out
     node4 = next(n for n in json.loads((root / "network.json").read_text())["nodes"]
                  if n["id"] == "validator4")
@@ -208,11 +208,11 @@ def test_add_list_and_remove_a_validator_of_a_running_raft_network(up: Up) -> No
 def test_a_solo_network_refuses_validator_changes(tmp_path: Path) -> None:
     """Refused before anything is written or any node is asked."""
     root = tmp_path / "solo"
-    init = run_cli("network", "init", "-N", root, "--port", free_port_block(1))
+    init = run_cli("dev", "init", "-N", root, "--port", free_port_block(1))
     assert init.returncode == 0, describe(init)
     before = (root / "network.json").read_text()
     for args in (("add", "validator1", "--org", "org1"), ("remove", "validator0")):
-        refused(run_cli("network", "validator", *args, network=root),
+        refused(run_cli("dev", "validator", *args, network=root),
                 "solo", "[config_not_allowed]")
     assert (root / "network.json").read_text() == before
     assert not (root / "orgs/org1/keystore/validator1").exists()

@@ -137,11 +137,11 @@ def test_a_peer_follows_forwards_survives_a_crash_and_fails_over(raft: Cluster) 
 
 
 def test_cli_adds_and_lists_a_peer(raft: Cluster) -> None:
-    """``consortia network peer add`` prepares, starts and waits for a peer in the
+    """``consortia dev peer add`` prepares, starts and waits for a peer in the
     background; ``peer list`` shows it caught up; the validators' set is unchanged."""
     c = raft
     _commit_via(c, c.ids()[0], "before-cli-peer")
-    r = run_cli("network", "peer", "add", "peer7", "--org", "org2", network=c.net.root)
+    r = run_cli("dev", "peer", "add", "peer7", "--org", "org2", network=c.net.root)
     assert r.returncode == 0, describe(r)
     assert "has caught up" in r.stdout
     net = LocalNetwork.open(c.net.root)
@@ -149,7 +149,7 @@ def test_cli_adds_and_lists_a_peer(raft: Cluster) -> None:
     try:
         assert peer.id == "peer7" and peer.org == "org2"
         _caught_up(c, peer.api, c.ids()[0])
-        r = run_cli("network", "peer", "list", "--json", network=c.net.root)
+        r = run_cli("dev", "peer", "list", "--json", network=c.net.root)
         assert r.returncode == 0, describe(r)
         (row,) = json.loads(r.stdout)["peers"]
         assert (row["id"], row["status"]) == ("peer7", "ok")

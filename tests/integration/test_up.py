@@ -1,15 +1,15 @@
-"""``consortia up`` smoke test: create a dev chain, serve it, notarize, stop on SIGINT, resume.
+"""``consortia up`` for real: the control plane as a process, its demo network's nodes as
+processes, the SDK client over HTTP with the credentials ``up`` printed, SIGTERM that leaves
+no process behind, and ``up`` again that finds the same platform and demo network.
 
-``up`` runs the node as a child process. Ctrl-C in a terminal sends SIGINT to the
-whole foreground process group (``up`` and its node); ``kill -INT`` reaches ``up``
-alone, which must then stop its node itself. Both must leave no node behind.
+The development chain (``consortia dev up``) has its own test: ``test_dev_up.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
+import re
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -18,143 +18,147 @@ from pathlib import Path
 import httpx
 import pytest
 
+from consortia.sdk.control import ControlClient
+from consortia.sdk.signing import Credentials
 from tests.integration.helpers import (
     HTTP_TIMEOUT,
-    START_TIMEOUT,
     cli_command,
-    describe,
     free_port,
+    free_port_block,
     healthy,
-    run_cli,
     subprocess_env,
     wait_until,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-STOP_TIMEOUT = 30
+READY_TIMEOUT = 120.0
+STOP_TIMEOUT = 120.0
+
+
+def processes_using(path: Path) -> list[int]:
+    """Live processes whose command line names ``path`` (the control plane: its data dir;
+    its nodes: their configuration files under it)."""
+    needle = str(path).encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if needle in cmdline and state != "Z":
+            pids.append(int(entry.name))
+    return pids
 
 
 class Up:
-    """One ``consortia up`` process with its output in files."""
+    """One ``consortia up`` process (its own process group, like a terminal job)."""
 
-    def __init__(self, root: Path, port: int, logs: Path, n: int) -> None:
-        self.root = root
+    def __init__(self, data_dir: Path, port: int, node_ports: str, logs: Path, n: int) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.out = logs / f"up.{n}.stdout"
         self.err = logs / f"up.{n}.stderr"
         with self.out.open("wb") as out, self.err.open("wb") as err:
             self.proc = subprocess.Popen(
-                [*cli_command(), "up", "-N", str(root), "--port", str(port)],
+                [*cli_command(), "up", "--data-dir", str(data_dir), "--port", str(port),
+                 "--node-ports", node_ports, "--demo-validators", "1"],
                 stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=subprocess_env(),
-                start_new_session=True)      # its own process group, like a terminal job
+                start_new_session=True)
 
     def output(self) -> str:
+        log = ""
+        with contextlib.suppress(OSError):
+            log = (self.out.parent / "cp" / "control.log").read_text()[-4000:]
         return (f"exit {self.proc.poll()}\n--- stdout ---\n{self.out.read_text()}\n"
-                f"--- stderr ---\n{self.err.read_text()}")
+                f"--- stderr ---\n{self.err.read_text()[-4000:]}\n--- control.log ---\n{log}")
 
-    def wait_up(self) -> None:
+    def wait_ready(self) -> str:
         def ready() -> bool:
             if self.proc.poll() is not None:
                 pytest.fail(f"consortia up exited early:\n{self.output()}")
-            return healthy(self.url) and "Consortia is up" in self.out.read_text()
-        wait_until(ready, START_TIMEOUT, f"consortia up to serve {self.url}")
+            return "demo network id" in self.out.read_text()
+        wait_until(ready, READY_TIMEOUT, "consortia up to serve its demo network", 0.2)
+        return self.out.read_text()
 
-    def node_pids(self) -> list[int]:
-        """Processes of ``up``'s process group other than ``up`` itself (its node)."""
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == self.proc.pid:
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            state, pgrp = fields[0], int(fields[2])
-            if pgrp == self.proc.pid and state != "Z":
-                pids.append(int(entry.name))
-        return pids
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"consortia up did not exit after {sig.name}:\n{self.output()}")
+        assert self.proc.returncode == 0, self.output()
+        assert "control plane stopped" in self.out.read_text(), self.output()
 
     def cleanup(self) -> None:
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=STOP_TIMEOUT)
-        for pid in self.node_pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
 
 
 @pytest.fixture
-def ups(tmp_path) -> Iterator[list[Up]]:
+def ups(tmp_path: Path) -> Iterator[list[Up]]:
     started: list[Up] = []
     try:
         yield started
     finally:
         for up in started:
             up.cleanup()
+        for pid in processes_using(tmp_path / "cp"):  # nothing may outlive the test
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
-def _stopped(up: Up, how: str) -> None:
-    try:
-        up.proc.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"consortia up did not exit after {how}:\n{up.output()}")
-    wait_until(lambda: not up.node_pids(), STOP_TIMEOUT, "the node process to exit")
+def printed(text: str, label: str) -> str:
+    m = re.search(rf"{label}\s+(\S+)", text)
+    assert m, f"no {label!r} in:\n{text}"
+    return m.group(1)
+
+
+def test_up_serves_the_api_and_a_demo_network_and_stops_cleanly(tmp_path: Path,
+                                                                 ups: list[Up]) -> None:
+    data_dir = tmp_path / "cp"
+    port, base = free_port(), free_port_block(16)
+    up = Up(data_dir, port, f"{base}-{base + 16}", tmp_path, 0)
+    ups.append(up)
+    out = up.wait_ready()
+    creds = Credentials(printed(out, "access key id"), printed(out, "secret"))
+    demo_id = printed(out, "demo network id")
+    assert f"{up.url}/explorer" in out
+    assert (data_dir / "credentials").stat().st_mode & 0o077 == 0
+
+    with ControlClient(up.url, creds) as c:
+        assert c.me().user.role == "owner"
+        net = c.get_network(demo_id)
+        assert (net.name, net.status) == ("demo", "AVAILABLE")
+        member = next(c.iter_members(demo_id))
+        nodes = list(c.iter_nodes(demo_id, member.id))
+        assert [n.status for n in nodes] == ["AVAILABLE"]
+        assert nodes[0].api_endpoint is not None
+        info = httpx.get(f"{nodes[0].api_endpoint}/v1/chain", timeout=HTTP_TIMEOUT).json()
+        assert info["chain_id"] == demo_id
+    running = processes_using(data_dir)
+    assert len(running) >= 2, running  # the control plane and the demo's validator
+
+    up.stop(signal.SIGTERM)
+    wait_until(lambda: not processes_using(data_dir), STOP_TIMEOUT,
+               "the control plane and its nodes to exit")
     assert not healthy(up.url)
-    assert up.proc.returncode == 0, up.output()
-    assert "node stopped" in up.out.read_text(), up.output()
 
-
-def test_up_notarize_stop_and_resume(tmp_path, ups):
-    root = tmp_path / "dev"
-    port = free_port()
-    up = Up(root, port, tmp_path, 0)
-    ups.append(up)
-    up.wait_up()
-    assert up.node_pids(), "up runs its node as a child process"
-    assert (root / "network.json").exists() and (root / "genesis.json").exists()
-
-    doc = tmp_path / "README.txt"
-    doc.write_text("notarize me\n")
-    proof = tmp_path / "readme.proof.json"
-    r = run_cli("notary", "file", doc, "--proof-out", proof, "-N", root, cwd=tmp_path)
-    assert r.returncode == 0, describe(r)
-    v = run_cli("verify", proof, "--genesis", root / "genesis.json", cwd=tmp_path)
-    assert v.returncode == 0 and "VALID" in v.stdout, describe(v)
-    height = httpx.get(f"{up.url}/v1/chain", timeout=HTTP_TIMEOUT).json()["height"]
-    assert height >= 1
-
-    # Ctrl-C in a terminal: SIGINT to the whole process group.
-    os.killpg(up.proc.pid, signal.SIGINT)
-    _stopped(up, "SIGINT to its process group")
-
-    # `consortia up` again resumes the same chain (same network directory and port).
-    again = Up(root, port, tmp_path, 1)
+    # `consortia up` again: the same platform key, the same demo network, running again
+    again = Up(data_dir, port, f"{base}-{base + 16}", tmp_path, 1)
     ups.append(again)
-    again.wait_up()
-    assert "created network" not in again.out.read_text()
-    info = httpx.get(f"{again.url}/v1/chain", timeout=HTTP_TIMEOUT).json()
-    assert info["height"] == height
-    assert info["genesis_hash"] == json.loads((root / "network.json").read_text())[
-        "genesis_hash"]
-    tx_id = json.loads(proof.read_text())["tx_id"]
-    receipt = httpx.get(f"{again.url}/v1/receipts/{tx_id}", timeout=HTTP_TIMEOUT).json()
-    assert receipt["status"] == "committed"
-
-    # `kill -INT <pid of up>`: only up gets the signal and must stop its node.
-    again.proc.send_signal(signal.SIGINT)
-    _stopped(again, "SIGINT to its pid")
-
-
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
-def test_up_stops_its_node_on_termination_signals(tmp_path, ups, sig):
-    """A supervisor's SIGTERM or a closed terminal's SIGHUP reaches `up` alone; it must not
-    leave its node orphaned."""
-    up = Up(tmp_path / "dev", free_port(), tmp_path, 0)
-    ups.append(up)
-    up.wait_up()
-    assert up.node_pids()
-    up.proc.send_signal(sig)
-    _stopped(up, sig.name)
+    out = again.wait_ready()
+    assert printed(out, "access key id") == creds.access_key_id
+    assert printed(out, "demo network id") == demo_id
+    with ControlClient(again.url, creds) as c:
+        assert [n.id for n in c.iter_networks()] == [demo_id]
+        node = c.wait_for_node(demo_id, member.id, nodes[0].id, timeout=60)
+        assert node.status == "AVAILABLE"
+        assert healthy(str(node.api_endpoint))
+    again.stop(signal.SIGINT)
+    wait_until(lambda: not processes_using(data_dir), STOP_TIMEOUT,
+               "the control plane and its nodes to exit")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from consortia.cli import background, main, validator
+from consortia.cli import background, dev, validator
 from consortia.sdk import init_network
 from consortia.sdk.network import NetworkNode
 from consortia.types.config import ConsensusKind
@@ -81,7 +81,7 @@ def test_up_stops_background_nodes_with_its_own(node: NetworkNode,
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         root = node.config.parent.parent.parent
-        assert main._stop_all([], root) == 1
+        assert dev._stop_all([], root) == 1
     finally:
         for s, handler in saved.items():
             signal.signal(s, handler)

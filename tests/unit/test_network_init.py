@@ -220,7 +220,7 @@ def _cli(*args: str | Path) -> tuple[int, str]:
 
 def test_cli_ant_profile_with_four_validators_is_pbft(tmp_path: Path) -> None:
     root = tmp_path / "ant"
-    code, out = _cli("network", "init", "-N", root, "--profile", "ant", "--validators", "4")
+    code, out = _cli("dev", "init", "-N", root, "--profile", "ant", "--validators", "4")
     assert code == 0, out
     net = LocalNetwork.open(root)
     assert net.consensus is ConsensusKind.PBFT
@@ -229,12 +229,12 @@ def test_cli_ant_profile_with_four_validators_is_pbft(tmp_path: Path) -> None:
     for node in net.nodes():
         assert node.id in out and node.api in out and str(node.p2p) in out
         assert NodeSettings.load(node.config).p2p is not None
-    assert "consortia up" in out
+    assert "consortia dev up" in out
 
 
 def test_cli_raft_orderers(tmp_path: Path) -> None:
     root = tmp_path / "raft"
-    code, out = _cli("network", "init", "-N", root, "--consensus", "raft", "--orderers", "3",
+    code, out = _cli("dev", "init", "-N", root, "--consensus", "raft", "--orderers", "3",
                      "--port", "9100", "--p2p-port", "9300")
     assert code == 0, out
     net = LocalNetwork.open(root)
@@ -247,15 +247,15 @@ def test_cli_raft_orderers(tmp_path: Path) -> None:
 
 def test_cli_defaults(tmp_path: Path) -> None:
     # No option: solo, as before. --orderers alone: raft.
-    code, out = _cli("network", "init", "-N", tmp_path / "solo")
+    code, out = _cli("dev", "init", "-N", tmp_path / "solo")
     assert code == 0, out
     assert LocalNetwork.open(tmp_path / "solo").consensus is ConsensusKind.SOLO
     assert "consortia node start --config" in out
-    code, out = _cli("network", "init", "-N", tmp_path / "ord", "--orderers", "5")
+    code, out = _cli("dev", "init", "-N", tmp_path / "ord", "--orderers", "5")
     assert code == 0, out
     net = LocalNetwork.open(tmp_path / "ord")
     assert net.consensus is ConsensusKind.RAFT and len(net.nodes()) == 5
-    code, out = _cli("network", "init", "-N", tmp_path / "bft", "--consensus", "pbft")
+    code, out = _cli("dev", "init", "-N", tmp_path / "bft", "--consensus", "pbft")
     assert code == 0, out
     assert len(LocalNetwork.open(tmp_path / "bft").nodes()) == 4
 
@@ -269,14 +269,14 @@ def test_cli_defaults(tmp_path: Path) -> None:
 ])
 def test_cli_refusals(tmp_path: Path, args: list[str], message: str) -> None:
     root = tmp_path / "net"
-    code, out = _cli("network", "init", "-N", root, *args)
+    code, out = _cli("dev", "init", "-N", root, *args)
     assert code == 1, out
     assert message in out
     assert not (root / "network.json").exists()
 
 
 def test_up_resolves_consensus_like_network_init() -> None:
-    from consortia.cli.network import resolve_consensus
+    from consortia.cli.dev import resolve_consensus
     assert resolve_consensus(None, None) == (ConsensusKind.SOLO, None)
     assert resolve_consensus(None, 1) == (ConsensusKind.SOLO, 1)
     assert resolve_consensus(None, 4) == (ConsensusKind.PBFT, 4)
@@ -287,14 +287,14 @@ def test_up_resolves_consensus_like_network_init() -> None:
 
 def test_up_stops_every_child(tmp_path: Path) -> None:
     """``up``'s shutdown reaches every node process (stand-ins here, not nodes)."""
-    from consortia.cli import main
+    from consortia.cli import dev
 
     net = init_network(tmp_path / "net", consensus=ConsensusKind.RAFT)
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    children = [main._Child(node, subprocess.Popen(
+    children = [dev._Child(node, subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(120)"]), None) for node in net.nodes()]
     try:
-        assert main._stop_all(children, net.root) == 0
+        assert dev._stop_all(children, net.root) == 0
     finally:
         for s, handler in saved.items():
             signal.signal(s, handler)

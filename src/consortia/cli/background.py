@@ -1,10 +1,10 @@
 """Node processes the CLI starts in the background, outside any supervisor.
 
-``consortia network validator add`` starts the new validator's node this way, whether the
-other nodes run under ``consortia up``, a service manager or terminals: its own session
+``consortia dev validator add`` starts the new validator's node this way, whether the
+other nodes run under ``consortia dev up``, a service manager or terminals: its own session
 (a Ctrl-C in the terminal that started it does not reach it), output appended to
 ``nodes/<id>/node.log`` and its PID in ``nodes/<id>/node.pid``. ``validator remove`` and
-``consortia up`` (when it stops its nodes) stop it through that file; ``consortia up``
+``consortia dev up`` (when it stops its nodes) stop it through that file; ``consortia dev up``
 does not start a second process for a node the file shows running.
 
 A PID file is trusted only while the process it names is still this node's

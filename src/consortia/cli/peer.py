@@ -1,4 +1,4 @@
-"""``consortia network peer``: peer nodes of a local network (ADR 0015).
+"""``consortia dev peer``: peer nodes of a local network (ADR 0015).
 
 A peer holds the ledger, serves reads and forwards its clients' transactions to the
 validators, but orders nothing, so adding one changes no configuration and needs no

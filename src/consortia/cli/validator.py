@@ -1,4 +1,4 @@
-"""``consortia network validator``: change the validator set of a running raft or pbft network.
+"""``consortia dev validator``: change the validator set of a running raft or pbft network.
 
 Each change is one ``validator_update`` configuration transaction, signed by an admin of
 the validator's organization and approved by the admins of a majority of organizations
@@ -91,7 +91,7 @@ def _survey(netw: LocalNetwork) -> _View:
     if not answers:
         fail(f"no node of the network in {netw.root} answers ("
              + ", ".join(n.api for n in netw.nodes())
-             + f"); start it first, e.g. `consortia up -N {netw.root}`")
+             + f"); start it first, e.g. `consortia dev up -N {netw.root}`")
     best = max((i for _, i in answers), key=lambda i: (i["config"]["sequence"], i["height"]))
     return _View(best["config"], {n.id: int(i["height"]) for n, i in answers},
                  [n for n, _ in answers])
@@ -105,7 +105,7 @@ def _open(net: Path | None, *, change: bool = True) -> LocalNetwork:
     if change and netw.consensus is ConsensusKind.SOLO:
         guard(ConfigError(f"the network in {netw.root} is solo: a solo chain has exactly one "
                           "validator and its set cannot change (create a raft or pbft "
-                          "network: consortia network init --consensus raft)",
+                          "network: consortia dev init --consensus raft)",
                           code="config_not_allowed"))
     return netw
 
@@ -281,8 +281,8 @@ def add(node_id: Annotated[str, typer.Argument(help="id of the new validator, e.
         fail(f"stopped waiting; {node_id} is a validator and its node keeps running"
              + (f" (pid {pid})" if pid else "") + "; see `consortia chain info`", code=130)
     console.print(f"[green]{node_id} has caught up[/] at height {height}. "
-                  + (f"Stop it with `consortia network validator remove {node_id}` or "
-                     f"`kill {pid}`; Ctrl-C of `consortia up` stops it too."
+                  + (f"Stop it with `consortia dev validator remove {node_id}` or "
+                     f"`kill {pid}`; Ctrl-C of `consortia dev up` stops it too."
                      if pid else ""))
 
 
@@ -363,7 +363,7 @@ def remove(node_id: Annotated[str, typer.Argument(help="id of the validator to r
         console.print(f"stopped its node (pid {pid})")
     elif _info(node.api, timeout=1.0) is not None:
         console.print(f"its node at {node.api} still runs (not started by `validator add`, "
-                      "e.g. under `consortia up`): it takes no part in consensus any more "
+                      "e.g. under `consortia dev up`): it takes no part in consensus any more "
                       "and can be stopped")
 
 

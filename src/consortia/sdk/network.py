@@ -354,7 +354,7 @@ class LocalNetwork:
 
     def retire(self, node_id: str) -> None:
         """Record in network.json that ``node_id`` is no longer a validator: ``nodes()``
-        (and so ``consortia up`` and ``chain info``) leaves it out; its directory stays."""
+        (and so ``consortia dev up`` and ``chain info``) leaves it out; its directory stays."""
         self._entry(node_id)["retired"] = True
         _write_doc(self.root, self.doc)
 

@@ -1,0 +1,254 @@
+"""What the control API returns, as frozen dataclasses (``docs/spec/control-api.md``).
+
+Each resource keeps the JSON it was read from in ``raw`` (for ``--json`` output and for
+fields a newer server adds); a field a server does not send is None. Timestamps stay the
+API's RFC 3339 strings. Statuses are the API's strings; the sets below say which end a
+wait.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+AVAILABLE = "AVAILABLE"
+FAILED_STATUSES = frozenset({"FAILED", "CREATE_FAILED", "DELETED", "DELETING"})
+"""A resource in one of these will not become AVAILABLE by waiting."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """Base of the API's objects: the JSON they came from, kept whole."""
+
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False,
+                                kw_only=True)
+
+    @classmethod
+    def from_json(cls: type[R], doc: dict[str, Any]) -> R:
+        """Build from an API object: known fields by name, nested objects typed."""
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name == "raw":
+                continue
+            value = doc.get(f.name)
+            nested = _NESTED.get((cls.__name__, f.name))
+            if nested is not None and isinstance(value, dict):
+                value = nested.from_json(value)
+            values[f.name] = value
+        return cls(**values, raw=doc)
+
+
+R = TypeVar("R", bound=Resource)
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant(Resource):
+    id: str
+    name: str
+    display_name: str | None
+    status: str
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class User(Resource):
+    id: str
+    username: str
+    email: str | None
+    role: str
+    """owner, admin, operator or viewer."""
+    status: str
+    has_password: bool
+    created_at: str
+    updated_at: str
+    last_login_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Me(Resource):
+    """``GET /v1/tenant``: who the caller is."""
+
+    tenant: Tenant
+    user: User
+    auth: str
+    access_key_id: str | None
+    session_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessKey(Resource):
+    access_key_id: str
+    user_id: str
+    description: str
+    status: str
+    created_at: str
+    updated_at: str
+    last_used_at: str | None
+    secret: str | None = None
+    """Only in the answer that created the key (and retries before its first use)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TenantCreated(Resource):
+    """``POST /v1/tenants``: the new tenant, its owner and the owner's first access key."""
+
+    tenant: Tenant
+    owner: User
+    access_key: AccessKey
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord(Resource):
+    id: str
+    tenant_id: str | None
+    user_id: str | None
+    access_key_id: str | None
+    action: str
+    resource_type: str
+    resource_id: str | None
+    request_id: str
+    result: str
+    error_code: str | None
+    http_status: int | None
+    source_ip: str | None
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Member(Resource):
+    id: str
+    network_id: str
+    tenant_id: str
+    name: str
+    org_id: str
+    description: str
+    status: str
+    status_reason: str | None
+    ca_certificate_pem: str | None
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Network(Resource):
+    id: str
+    tenant_id: str
+    name: str
+    description: str
+    chain_id: str
+    profile: str
+    consensus: str
+    usage_mode: str
+    voting_policy: dict[str, Any]
+    status: str
+    status_reason: str | None
+    genesis_hash: str | None
+    created_at: str
+    updated_at: str
+    member: Member | None = None
+    """Only in the answer of a quick-mode create: the operator's member."""
+
+
+@dataclass(frozen=True, slots=True)
+class Node(Resource):
+    id: str
+    network_id: str
+    member_id: str
+    name: str
+    node_type: str
+    resource_class: str
+    status: str
+    status_reason: str | None
+    health: str
+    health_checked_at: str | None
+    provisioner: str
+    api_endpoint: str | None
+    p2p_endpoint: str | None
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal(Resource):
+    """A vote of a network's members: INVITE_TENANT or REMOVE_MEMBER."""
+
+    id: str
+    network_id: str
+    proposer_member_id: str
+    """The proposing member."""
+    action: str
+    status: str
+    """IN_PROGRESS, APPROVED, REJECTED, EXPIRED or ACTION_FAILED."""
+    tally: dict[str, Any]
+    """``{yes, no, eligible, outstanding}``: the votes of the members entitled now."""
+    target_tenant_id: str | None
+    target_member_id: str | None
+    description: str | None
+    threshold_percentage: int | None
+    threshold_comparator: str | None
+    expires_at: str | None
+    decided_at: str | None
+    failure_reason: str | None
+    """Why an approved proposal's action failed (ACTION_FAILED)."""
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Vote(Resource):
+    id: str
+    proposal_id: str
+    member_id: str
+    vote: str
+    """YES or NO."""
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class VoteCast(Resource):
+    """A vote and the proposal after it (decided, its action done, when the vote made the
+    outcome certain)."""
+
+    vote: Vote
+    proposal: Proposal
+
+
+@dataclass(frozen=True, slots=True)
+class Invitation(Resource):
+    """An invitation to join a network, made by an approved INVITE_TENANT proposal."""
+
+    id: str
+    network: dict[str, Any]
+    """``{id, name, description, profile, consensus, voting_policy}``: the invitee cannot
+    read the network itself before it joins."""
+    inviting_tenant_id: str
+    invitee_tenant_id: str
+    proposal_id: str | None
+    message: str | None
+    status: str
+    """PENDING, ACCEPTED, REJECTED or EXPIRED."""
+    expires_at: str | None
+    responded_at: str | None
+    member_id: str | None
+    """The member created by accepting it."""
+    created_at: str
+
+    @property
+    def network_id(self) -> str:
+        return str(self.network["id"])
+
+
+_NESTED: dict[tuple[str, str], type[Resource]] = {
+    ("Me", "tenant"): Tenant, ("Me", "user"): User,
+    ("TenantCreated", "tenant"): Tenant, ("TenantCreated", "owner"): User,
+    ("TenantCreated", "access_key"): AccessKey, ("Network", "member"): Member,
+    ("VoteCast", "vote"): Vote, ("VoteCast", "proposal"): Proposal,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[R]):
+    """One page of a list: pass ``next_page_token`` back for the next (None: the last)."""
+
+    items: list[R]
+    next_page_token: str | None
