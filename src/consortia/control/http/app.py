@@ -41,6 +41,7 @@ from consortia.control.http.ratelimit import TokenBuckets
 from consortia.control.http.routes import (
     access_keys,
     audit,
+    channels,
     governance,
     networks,
     sessions,
@@ -88,6 +89,8 @@ TAGS: list[dict[str, Any]] = [
                                           "and the members' votes on them."},
     {"name": "invitations", "description": "Invitations to a tenant, made by approved "
                                             "proposals: accept by creating a member."},
+    {"name": "channels", "description": "Ledgers shared by some members of a network, "
+                                         "each a chain of its own."},
     {"name": "service", "description": "Health of the control plane."},
 ]
 
@@ -134,7 +137,7 @@ def create_app(settings: ControlSettings, *, control: Control | None = None) -> 
     for module in (tenant, users, access_keys, sessions, audit):
         app.include_router(module.api)
     for api in (networks.networks, networks.members, networks.nodes, governance.proposals,
-                governance.invitations):
+                governance.invitations, channels.channels):
         app.include_router(api)
 
     @app.get("/healthz", response_model=Health, tags=["service"], summary="Liveness",

@@ -36,6 +36,7 @@ from consortia.control.services.access_keys import AccessKeyService
 from consortia.control.services.audit import AuditService
 from consortia.control.services.authn import AuthService
 from consortia.control.services.chains import ChainFiles
+from consortia.control.services.channels import ChannelService
 from consortia.control.services.invitations import InvitationService
 from consortia.control.services.members import MemberService
 from consortia.control.services.networks import NetworkService
@@ -55,7 +56,7 @@ from consortia.types.errors import ConfigError, Unavailable
 
 class Control:
     """The services of one control plane: tenants, users, access keys, sessions, audit,
-    networks, members, nodes, proposals and votes, invitations."""
+    networks, members, nodes, proposals and votes, invitations, channels."""
 
     def __init__(self, settings: ControlSettings, *, engine: Engine | None = None,
                  passwords: Passwords = DEFAULT_PASSWORDS, check_schema: bool = True,
@@ -88,6 +89,7 @@ class Control:
         self.nodes = NodeService(self)
         self.proposals = ProposalService(self)
         self.invitations = InvitationService(self)
+        self.channels = ChannelService(self)
         self.files = None if settings.data_dir is None else ChainFiles(settings.data_dir)
         if self.files is not None:
             prov = provisioner if provisioner is not None else LocalProvisioner(
