@@ -188,17 +188,21 @@ class ControlApiSuite:
             c.post(f"{proposals}/{proposal['id']}/votes",
                    json={"member_id": net["member"]["id"], "vote": "YES"})
             (invitation,) = c.get("/v1/invitations").json()["items"]
+            channel = c.post(f"/v1/networks/{net['id']}/channels",
+                             json={"name": "acme-channel", "member_id": net["member"]["id"]})
+            assert channel.status_code == 201, channel.text
         a_ids = {"user_id": bob_id, "access_key_id": bob.access_key_id,
                  "resource_id": bob_id, "request_id": request_id,
                  "network_id": net["id"], "member_id": net["member"]["id"],
                  "node_id": net["node"]["id"], "proposal_id": proposal["id"],
                  "invitation_id": invitation["id"], "target_tenant_id": a_tenant,
-                 "target_member_id": net["member"]["id"]}
+                 "target_member_id": net["member"]["id"], "channel_id": channel.json()["id"]}
         bodies: dict[str, dict[str, Any]] = {"update_user": {"role": "viewer"},
                                              "create_member": {"name": "intruder"},
                                              "create_node": {"name": "intruder"},
                                              "create_proposal": {"action": "REMOVE_MEMBER"},
-                                             "vote_on_proposal": {"vote": "YES"}}
+                                             "vote_on_proposal": {"vote": "YES"},
+                                             "create_channel": {"name": "intruder"}}
         b_tenant = world.tenants["globex"].tenant.id
 
         checked = []
@@ -239,14 +243,19 @@ class ControlApiSuite:
                 "list_members", "get_member", "delete_member", "create_node", "list_nodes",
                 "get_node", "delete_node", "create_proposal", "list_proposals",
                 "get_proposal", "vote_on_proposal", "list_votes", "get_invitation",
-                "reject_invitation"} <= set(checked)
+                "reject_invitation", "create_channel", "list_channels", "get_channel",
+                "get_channel_genesis", "add_channel_member", "remove_channel_member",
+                "delete_channel"} <= set(checked)
         with world.client(bob) as c:  # nothing of acme's was touched
             assert c.get("/v1/tenant").json()["user"]["role"] == "operator"
             assert c.get(f"/v1/access-keys/{bob.access_key_id}").json()["status"] == "ACTIVE"
             assert c.get(f"/v1/networks/{net['id']}").json()["status"] == "AVAILABLE"
             nodes = c.get(f"/v1/networks/{net['id']}/members/{net['member']['id']}/nodes")
-            assert [n["status"] for n in nodes.json()["items"]] == ["AVAILABLE"]
+            assert [n["status"] for n in nodes.json()["items"]
+                    if n["channel_id"] is None] == ["AVAILABLE"]  # (and its channel's)
             assert c.get(f"/v1/invitations/{invitation['id']}").json()["status"] == "PENDING"
+            assert c.get(f"/v1/networks/{net['id']}/channels/{channel.json()['id']}"
+                         ).json()["members"][0]["member_id"] == net["member"]["id"]
             assert c.get(f"/v1/networks/{net['id']}/proposals").json()["items"][0][
                 "tally"]["yes"] == 1
         with world.client(world.creds("globex")) as b:  # and globex lists none of it
@@ -406,8 +415,17 @@ class ControlApiSuite:
                 inv = c.get("/v1/invitations", params={"status": "PENDING"}).json()["items"]
                 if name == "invite-first":
                     call("invitation.reject", "POST", f"/v1/invitations/{inv[0]['id']}/reject")
-            call("member.create", "POST", f"/v1/networks/{gov['id']}/members",
-                 json={"name": "second", "invitation_id": inv[0]["id"]})
+            second = call("member.create", "POST", f"/v1/networks/{gov['id']}/members",
+                          json={"name": "second", "invitation_id": inv[0]["id"]}).json()["id"]
+            channels = f"/v1/networks/{gov['id']}/channels"
+            chn = call("channel.create", "POST", channels,
+                       json={"name": "shared", "member_id": mine}).json()["id"]
+            world.flush()
+            call("channel.add_member", "POST", f"{channels}/{chn}/members",
+                 json={"member_id": second})
+            call("channel.remove_member", "DELETE", f"{channels}/{chn}/members/{second}")
+            call("channel.delete", "DELETE", f"{channels}/{chn}",
+                 params={"confirm_name": "shared"})
             # a refused change is recorded too, with its code and status
             r = c.patch("/v1/users/usr-doesnotexist0000", json={"role": "admin"})
             assert r.status_code == 404
