@@ -26,7 +26,9 @@ from tests.unit.test_control_governance import (
     network,
     new_tenant,
     ok,
+    propose,
     tenant_id,
+    vote,
 )
 
 
@@ -169,6 +171,27 @@ def test_deleting_a_channel_stops_its_validators(world: ControlWorld) -> None:
     acme = world.tenants["acme"].tenant.id
     assert [r.action for r in audit_rows(world, tenant_id=acme, resource_id=made["id"])
             if r.result == "SUCCESS"] == ["channel.create", "channel.delete"]
+
+
+def test_a_member_removed_from_the_network_takes_its_channels(world: ControlWorld) -> None:
+    net, m = consortium(world)
+    base = f"/v1/networks/{net['id']}/channels"
+    with world.client(world.creds("globex")) as c:
+        made = ok(c.post(base, json={"name": "globex-trade", "member_id": m["globex"],
+                                     "member_ids": [m["acme"]]}))
+        world.flush()
+        (node,) = ok(c.get(f"{base}/{made['id']}"), 200)["nodes"]
+    with world.client(world.creds("acme")) as c:
+        removal = propose(c, net, m["acme"], action="REMOVE_MEMBER",
+                          target_member_id=m["globex"])
+        vote(c, net, removal, m["acme"], "YES")
+    with world.client(world.creds("globex")) as c:
+        assert vote(c, net, removal, m["globex"], "YES")["proposal"]["status"] == "APPROVED"
+    with world.client(world.creds("acme")) as c:  # acme is still in the channel: sees it
+        gone = ok(c.get(f"{base}/{made['id']}"), 200)
+    assert gone["status"] == "DELETED" and removal["id"] in gone["status_reason"]
+    assert gone["nodes"][0]["status"] == "DELETED"
+    assert world.provisioner.states[node["id"]].status.value == "DELETED"
 
 
 # --- members -------------------------------------------------------------------------------
