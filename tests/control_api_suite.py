@@ -190,6 +190,9 @@ class ControlApiSuite:
             c.post(f"{proposals}/{proposal['id']}/votes",
                    json={"member_id": net["member"]["id"], "vote": "YES"})
             (invitation,) = c.get("/v1/invitations").json()["items"]
+            channel = c.post(f"/v1/networks/{net['id']}/channels",
+                             json={"name": "acme-channel", "member_id": net["member"]["id"]})
+            assert channel.status_code == 201, channel.text
         ca = acme_ca(world, net)
         a_ids = {"user_id": bob_id, "access_key_id": bob.access_key_id,
                  "resource_id": bob_id, "request_id": request_id,
@@ -198,7 +201,7 @@ class ControlApiSuite:
                  "invitation_id": invitation["id"], "target_tenant_id": a_tenant,
                  "target_member_id": net["member"]["id"], "identity_id": ca["identity_id"],
                  "certificate_id": ca["certificate_id"], "csr_id": ca["csr_id"],
-                 "enrollment_id": "alice"}
+                 "enrollment_id": "alice", "channel_id": channel.json()["id"]}
         csr_pem = make_csr(get_suite("p256-sha256").generate_key(), "alice")
         bodies: dict[str, dict[str, Any]] = {
             "update_user": {"role": "viewer"}, "create_member": {"name": "intruder"},
@@ -208,7 +211,7 @@ class ControlApiSuite:
             "enroll": {"enrollment_secret": ca["secret"], "csr_pem": csr_pem},
             "reenroll_certificate": {"csr_pem": csr_pem}, "revoke_certificate": {},
             "revoke_identity": {}, "create_csr_request": {"csr_pem": csr_pem},
-            "reject_csr_request": {"reason": "intruder"}}
+            "reject_csr_request": {"reason": "intruder"}, "create_channel": {"name": "intruder"}}
         b_tenant = world.tenants["globex"].tenant.id
 
         checked = []
@@ -253,14 +256,19 @@ class ControlApiSuite:
                 "get_identity", "revoke_identity", "enroll", "list_certificates",
                 "get_certificate", "reenroll_certificate", "revoke_certificate", "get_crl",
                 "create_csr_request", "list_csr_requests", "get_csr_request",
-                "approve_csr_request", "reject_csr_request"} <= set(checked)
+                "approve_csr_request", "reject_csr_request", "create_channel", "list_channels",
+                "get_channel", "get_channel_genesis", "add_channel_member",
+                "remove_channel_member", "delete_channel"} <= set(checked)
         with world.client(bob) as c:  # nothing of acme's was touched
             assert c.get("/v1/tenant").json()["user"]["role"] == "operator"
             assert c.get(f"/v1/access-keys/{bob.access_key_id}").json()["status"] == "ACTIVE"
             assert c.get(f"/v1/networks/{net['id']}").json()["status"] == "AVAILABLE"
             nodes = c.get(f"/v1/networks/{net['id']}/members/{net['member']['id']}/nodes")
-            assert [n["status"] for n in nodes.json()["items"]] == ["AVAILABLE"]
+            assert [n["status"] for n in nodes.json()["items"]
+                    if n["channel_id"] is None] == ["AVAILABLE"]  # (and its channel's)
             assert c.get(f"/v1/invitations/{invitation['id']}").json()["status"] == "PENDING"
+            assert c.get(f"/v1/networks/{net['id']}/channels/{channel.json()['id']}"
+                         ).json()["members"][0]["member_id"] == net["member"]["id"]
             assert c.get(f"/v1/networks/{net['id']}/proposals").json()["items"][0][
                 "tally"]["yes"] == 1
         with world.client(world.creds("acme")) as c:  # nor anything of acme's CA
@@ -446,8 +454,17 @@ class ControlApiSuite:
                 inv = c.get("/v1/invitations", params={"status": "PENDING"}).json()["items"]
                 if name == "invite-first":
                     call("invitation.reject", "POST", f"/v1/invitations/{inv[0]['id']}/reject")
-            call("member.create", "POST", f"/v1/networks/{gov['id']}/members",
-                 json={"name": "second", "invitation_id": inv[0]["id"]})
+            second = call("member.create", "POST", f"/v1/networks/{gov['id']}/members",
+                          json={"name": "second", "invitation_id": inv[0]["id"]}).json()["id"]
+            channels = f"/v1/networks/{gov['id']}/channels"
+            chn = call("channel.create", "POST", channels,
+                       json={"name": "shared", "member_id": mine}).json()["id"]
+            world.flush()
+            call("channel.add_member", "POST", f"{channels}/{chn}/members",
+                 json={"member_id": second})
+            call("channel.remove_member", "DELETE", f"{channels}/{chn}/members/{second}")
+            call("channel.delete", "DELETE", f"{channels}/{chn}",
+                 params={"confirm_name": "shared"})
             # a refused change is recorded too, with its code and status
             r = c.patch("/v1/users/usr-doesnotexist0000", json={"role": "admin"})
             assert r.status_code == 404

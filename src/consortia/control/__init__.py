@@ -27,5 +27,6 @@ Layers, top down (import contracts keep the web framework in ``http`` only):
   the ``local`` provisioner that supervises node processes on this machine, and the
   ``kubernetes`` provisioner (ADR 0014). Spec: ``docs/spec/provisioning.md``.
 
-Not yet: join applications, channels, external nodes (join bundles).
+Channels (``services/channels.py``): each a chain of its own among some members of a
+network — ADR 0017. Not yet: join applications, external nodes (join bundles).
 """

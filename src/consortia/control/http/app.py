@@ -42,6 +42,7 @@ from consortia.control.http.routes import (
     access_keys,
     audit,
     ca,
+    channels,
     governance,
     networks,
     sessions,
@@ -96,6 +97,8 @@ TAGS: list[dict[str, Any]] = [
                                             "published on chain."},
     {"name": "csr requests", "description": "CSRs submitted to a member's CA, approved or "
                                             "rejected by its admins."},
+    {"name": "channels", "description": "Ledgers shared by some members of a network, "
+                                         "each a chain of its own."},
     {"name": "service", "description": "Health of the control plane."},
 ]
 
@@ -142,7 +145,7 @@ def create_app(settings: ControlSettings, *, control: Control | None = None) -> 
     for module in (tenant, users, access_keys, sessions, audit):
         app.include_router(module.api)
     for api in (networks.networks, networks.members, networks.nodes, governance.proposals,
-                governance.invitations):
+                governance.invitations, channels.channels):
         app.include_router(api)
     for api in (ca.identities, ca.certificates, ca.csrs):
         app.include_router(api)

@@ -360,6 +360,9 @@ class Node(_Out):
     provisioner: Provisioner
     api_endpoint: str | None = Field(description="Base URL of its node API.")
     p2p_endpoint: str | None = Field(description="host:port of its p2p transport.")
+    channel_id: str | None = Field(
+        default=None, description="The channel whose own chain it runs (ADR 0017); null: "
+                                  "the network's chain.")
     created_at: datetime
     updated_at: datetime
 

@@ -9,6 +9,8 @@ Files, under ``settings.data_dir`` (``ChainFiles``)::
         node.toml                                   its configuration
         keystore/<node id>/, passphrase             its own identity (key encrypted; 0600)
         data/, node.log                             its ledger and its output
+    networks/<network id>/channels/<channel id>/    a channel's own chain (ADR 0017):
+        genesis.json, nodes/<node id>/              laid out as the network's
     provisioner/                                    the local provisioner's state
 
 A member's CA key never touches the disk: it is sealed in ``members.ca_key_sealed``
@@ -17,8 +19,8 @@ issue a validator's certificate, or an admin certificate valid for an hour whene
 configuration (genesis, a validator change) must be signed for the member. Admin keys are
 not kept: the CA, which the control plane holds for its members, can always issue another.
 
-On-chain ids are the control plane's ids: the chain id is the network id, an
-organization id the member id, a validator id the node id.
+On-chain ids are the control plane's ids: the chain id is the network id (a channel's
+chain: the channel id), an organization id the member id, a validator id the node id.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from sqlalchemy.orm import Session
 from consortia.control.auth.keys import MEMBER_CA_KEY, SecretBox
 from consortia.control.provision.base import NodeSpec
 from consortia.control.store.enums import NodeStatus, NodeType, ResourceStatus
-from consortia.control.store.models import Member, Network, Node
+from consortia.control.store.models import Channel, Member, Network, Node
 from consortia.crypto import get_suite
 from consortia.identity.ca import CertificateAuthority, cert_der
 from consortia.sdk.identity import Identity
@@ -104,11 +106,16 @@ class ChainFiles:
     def network_dir(self, network_id: str) -> Path:
         return self.root / "networks" / network_id
 
-    def genesis_path(self, network_id: str) -> Path:
-        return self.network_dir(network_id) / "genesis.json"
+    def chain_dir(self, network_id: str, channel_id: str | None = None) -> Path:
+        """The directory of the network's chain, or of one of its channels' chains."""
+        d = self.network_dir(network_id)
+        return d if channel_id is None else d / "channels" / channel_id
 
-    def node_dir(self, network_id: str, node_id: str) -> Path:
-        return self.network_dir(network_id) / "nodes" / node_id
+    def genesis_path(self, network_id: str, channel_id: str | None = None) -> Path:
+        return self.chain_dir(network_id, channel_id) / "genesis.json"
+
+    def node_dir(self, network_id: str, node_id: str, channel_id: str | None = None) -> Path:
+        return self.chain_dir(network_id, channel_id) / "nodes" / node_id
 
     @property
     def provisioner_dir(self) -> Path:
@@ -116,7 +123,7 @@ class ChainFiles:
 
     def spec(self, node: Node) -> NodeSpec:
         """What the provisioner runs for ``node``."""
-        d = self.node_dir(node.network_id, node.id)
+        d = self.node_dir(node.network_id, node.id, node.channel_id)
         if node.api_endpoint is None:
             raise ValueError(f"node {node.id} has no API endpoint")
         return NodeSpec(node.id, d / "node.toml", d / "data", d / "node.log", node.api_endpoint,
@@ -126,7 +133,7 @@ class ChainFiles:
                         peers: dict[str, str]) -> bytes:
         """Issue ``node``'s validator identity from its member's CA and write its directory
         (identity, configuration naming ``peers``); its certificate (DER)."""
-        d = self.node_dir(node.network_id, node.id)
+        d = self.node_dir(node.network_id, node.id, node.channel_id)
         key, cert = ca.issue_identity(node.id, Role.VALIDATOR)
         write_node_identity(d, node.id, key, cert, ca.cert)
         p2p = None if node.p2p_endpoint is None else port_of(node.p2p_endpoint)
@@ -151,22 +158,46 @@ class ChainFiles:
                     validators: list[Node], host: str) -> str:
         """The chain of ``network`` founded by ``member`` with ``validators`` (its nodes):
         their directories, then genesis signed by the member's admin; the genesis hash."""
+        return self._write(network, network.chain_id, None, network.consensus.value,
+                           [member], member, ca, validators, host)
+
+    def write_channel(self, network: Network, channel: Channel, members: list[Member],
+                      founder: Member, ca: CertificateAuthority, validators: list[Node],
+                      host: str) -> str:
+        """The chain of ``channel`` (chain id = the channel id): ``members``' organizations
+        with their existing CAs, ``validators`` of ``founder`` (whose CA is ``ca``), the
+        network's voting policy as membership policy; the genesis hash."""
+        return self._write(network, channel.id, channel.id, channel.consensus.value, members,
+                           founder, ca, validators, host)
+
+    def _write(self, network: Network, chain_id: str, channel_id: str | None,
+               consensus: str, members: list[Member], founder: Member,
+               ca: CertificateAuthority, validators: list[Node], host: str) -> str:
         certs = {}
         for node in validators:
             peers = {o.id: o.p2p_endpoint for o in validators
                      if o is not node and o.p2p_endpoint is not None}
             certs[node.id] = self.write_validator(ca, node, host, peers)
+        orgs = tuple(OrgConfig(m.org_id, ca.cert_der if m.id == founder.id else _ca_der(m))
+                     for m in members)
         config = ChainConfig(
-            chain_id=network.chain_id, profile=Profile.ANT, suite=CA_SUITE,
-            consensus=ConsensusKind(network.consensus.value),
-            organizations=(OrgConfig(member.org_id, ca.cert_der),),
-            validators=tuple(ValidatorConfig(n.id, member.org_id, certs[n.id],
+            chain_id=chain_id, profile=Profile.ANT, suite=CA_SUITE,
+            consensus=ConsensusKind(consensus), organizations=orgs,
+            validators=tuple(ValidatorConfig(n.id, founder.org_id, certs[n.id],
                                              n.p2p_endpoint or "") for n in validators),
             policies=Policies(membership=MembershipPolicy(
                 network.threshold_percentage, Comparator(network.threshold_comparator.value))),
             limits=BlockLimits())
-        genesis = write_genesis(self.genesis_path(network.id), config, admin_identity(ca))
+        genesis = write_genesis(self.genesis_path(network.id, channel_id), config,
+                                admin_identity(ca))
         return genesis.hash.hex()
+
+
+def _ca_der(member: Member) -> bytes:
+    if member.ca_certificate_pem is None:
+        raise ValueError(f"member {member.id} has no CA")
+    return x509.load_pem_x509_certificate(member.ca_certificate_pem.encode("ascii")
+                                          ).public_bytes(serialization.Encoding.DER)
 
 
 def port_of(endpoint: str) -> int:
@@ -195,10 +226,45 @@ def validator_change(admins: list[Identity], chain_id: str, op: str, node: Node,
 
 
 def validators_of(db: Session, network_id: str) -> list[Node]:
-    """The network's validator nodes that have not been deleted, oldest first."""
+    """The network's validator nodes that have not been deleted, oldest first (those of its
+    own chain: a channel's validators run another chain, ``channel_validators``)."""
     return list(db.scalars(select(Node).where(
         Node.network_id == network_id, Node.node_type == NodeType.VALIDATOR,
-        Node.status.not_in(GONE)).order_by(Node.created_at, Node.id)))
+        Node.channel_id.is_(None), Node.status.not_in(GONE)).order_by(Node.created_at,
+                                                                       Node.id)))
+
+
+def channel_validators(db: Session, channel_id: str) -> list[Node]:
+    """The validators of a channel's chain that have not been deleted, oldest first."""
+    return list(db.scalars(select(Node).where(
+        Node.channel_id == channel_id, Node.status.not_in(GONE)).order_by(Node.created_at,
+                                                                           Node.id)))
+
+
+def channel_nodes_of(db: Session, network_id: str) -> list[Node]:
+    """The validators of every channel of the network that have not been deleted: they go
+    with the network."""
+    return list(db.scalars(select(Node).where(
+        Node.network_id == network_id, Node.channel_id.is_not(None),
+        Node.status.not_in(GONE))))
+
+
+def settle_channel(db: Session, channel_id: str) -> None:
+    """A channel being created becomes AVAILABLE once all its validators are; CREATE_FAILED
+    when one of them failed (as ``settle_network``)."""
+    channel = db.get(Channel, channel_id)
+    if channel is None or channel.status is not ResourceStatus.CREATING \
+            or channel.genesis_hash is None:
+        return
+    nodes = channel_validators(db, channel_id)
+    failed = next((n for n in nodes if n.status is NodeStatus.FAILED), None)
+    if failed is not None:
+        channel.status = ResourceStatus.CREATE_FAILED
+        channel.status_reason = (f"validator {failed.name} ({failed.id}) failed: "
+                                 f"{failed.status_reason or 'no reason given'}")[:1024]
+    elif nodes and all(n.status is NodeStatus.AVAILABLE for n in nodes):
+        channel.status = ResourceStatus.AVAILABLE
+        channel.status_reason = None
 
 
 def settle_network(db: Session, network_id: str) -> None:

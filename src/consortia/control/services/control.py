@@ -40,6 +40,7 @@ from consortia.control.services.authn import AuthService
 from consortia.control.services.ca_identities import CaIdentityService
 from consortia.control.services.certificates import CertificateService
 from consortia.control.services.chains import ChainFiles
+from consortia.control.services.channels import ChannelService
 from consortia.control.services.csrs import CsrService
 from consortia.control.services.invitations import InvitationService
 from consortia.control.services.members import MemberService
@@ -60,8 +61,8 @@ from consortia.types.errors import ConfigError, Unavailable
 
 class Control:
     """The services of one control plane: tenants, users, access keys, sessions, audit,
-    networks, members, nodes, proposals and votes, invitations, and the members' CAs
-    (identities, certificates, CSRs)."""
+    networks, members, nodes, proposals and votes, invitations, channels, and the members'
+    CAs (identities, certificates, CSRs)."""
 
     def __init__(self, settings: ControlSettings, *, engine: Engine | None = None,
                  passwords: Passwords = DEFAULT_PASSWORDS, check_schema: bool = True,
@@ -97,6 +98,7 @@ class Control:
         self.ca_identities = CaIdentityService(self)
         self.certificates = CertificateService(self)
         self.csrs = CsrService(self)
+        self.channels = ChannelService(self)
         self.files = None if settings.data_dir is None else ChainFiles(settings.data_dir)
         if self.files is not None:
             prov = provisioner if provisioner is not None else _provisioner(settings,

@@ -27,7 +27,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from consortia.control.services.chains import new_member_ca, open_member_ca, validators_of
+from consortia.control.services.chains import (
+    channel_nodes_of,
+    new_member_ca,
+    open_member_ca,
+    validators_of,
+)
 from consortia.control.services.context import (
     Actor,
     Created,
@@ -275,6 +280,7 @@ class MemberService:
             network = db.get(Network, network_id)
             assert network is not None
             nodes = [n.id for n in validators_of(db, network_id) if n.member_id == member.id]
+            nodes += [n.id for n in channel_nodes_of(db, network_id)]  # the network ends
             member.status = ResourceStatus.DELETING
             network.status = ResourceStatus.DELETING
             for node in db.scalars(select(Node).where(Node.id.in_(nodes))):

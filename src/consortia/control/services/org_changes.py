@@ -168,3 +168,30 @@ def _why(exc: BaseException) -> str:
     if isinstance(exc, ConsortiaError):
         return f"{exc.code}: {exc.message}"
     return f"{exc.__class__.__name__}: {exc}"
+
+
+def change_channel_organization(control: Control, chain_id: str, api_url: str,
+                                approvers: list[Member], op: str, member: Member) -> None:
+    """Add (``op="add"``, with its CA certificate) or remove ``member``'s organization on a
+    channel's chain ``chain_id`` through the validator at ``api_url``, signed for
+    ``approvers`` (channel members whose admins approve). A change the chain made already
+    (an earlier attempt that committed) counts as done."""
+    if not approvers:
+        raise Conflict("no member of the channel can sign the change",
+                       code="org_change_refused")
+    ca_der = b""
+    if op == "add":
+        assert member.ca_certificate_pem is not None
+        ca_der = x509.load_pem_x509_certificate(member.ca_certificate_pem.encode()
+                                                ).public_bytes(serialization.Encoding.DER)
+    try:
+        admins = [admin_identity(open_member_ca(control.box, m)) for m in approvers]
+    except _CHAIN_ERRORS as exc:
+        raise Unavailable(f"could not open the approving members' CAs: {_why(exc)}",
+                          code="chain_unavailable") from None
+    org_id = member.org_id
+    where = "to" if op == "add" else "from"
+    _commit(control, _Target(chain_id, api_url, approvers),
+            lambda seq: org_update(admins, chain_id, OrgUpdate(op, org_id, ca_der, seq)),
+            f"{op} organization {org_id} {where} channel {chain_id}",
+            done_when="duplicate_org" if op == "add" else "unknown_org")

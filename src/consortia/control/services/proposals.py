@@ -53,6 +53,7 @@ from consortia.control.store.enums import (
     VoteValue,
 )
 from consortia.control.store.models import (
+    Channel,
     Invitation,
     JoinApplication,
     Member,
@@ -313,3 +314,9 @@ def execute_removal(control: Control, proposal_id: str) -> None:
         assert member is not None
         member.status = ResourceStatus.DELETED
         member.status_reason = f"removed by proposal {proposal_id}"
+        for channel in db.scalars(select(Channel).where(  # its validators were stopped
+                Channel.creator_member_id == member_id,
+                Channel.status != ResourceStatus.DELETED)):
+            channel.status = ResourceStatus.DELETED
+            channel.status_reason = (f"its creating member {member_id} was removed by "
+                                     f"proposal {proposal_id}")

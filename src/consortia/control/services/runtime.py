@@ -45,11 +45,12 @@ from consortia.control.services.chains import (
     fail_network,
     open_member_ca,
     port_of,
+    settle_channel,
     settle_network,
     validators_of,
 )
 from consortia.control.store.enums import NodeHealth, NodeStatus, ResourceStatus
-from consortia.control.store.models import Member, Network, Node
+from consortia.control.store.models import Channel, Member, Network, Node
 from consortia.crypto import CryptoError
 from consortia.sdk.client import NodeClient
 from consortia.sdk.tx import SignedTx
@@ -294,7 +295,10 @@ class ChainRuntime:
             node.health = _HEALTH[status]
             node.health_checked_at = datetime.fromtimestamp(change.at, UTC)
             db.flush()
-            settle_network(db, node.network_id)
+            if node.channel_id is not None:
+                settle_channel(db, node.channel_id)
+            else:
+                settle_network(db, node.network_id)
 
     def _reconcile(self, states: list[NodeState]) -> None:
         known = {s.spec.node_id: s for s in states}
@@ -323,8 +327,9 @@ class ChainRuntime:
 def teardown(control: Control, network_id: str, node_ids: list[str],
              member_ids: list[str]) -> None:
     """The end of a network (deleted, or left by its last member): stop and forget the
-    nodes' processes (their directories stay on disk), then mark the nodes, the members
-    and the network DELETED. The rows were marked DELETING, and audited, before."""
+    nodes' processes (their directories stay on disk), then mark the nodes, the members,
+    the network and its channels DELETED. The rows were marked DELETING, and audited,
+    before (``node_ids`` include the channels' validators)."""
     if node_ids:
         runtime = control.runtime
         runtime.start()
@@ -339,6 +344,10 @@ def teardown(control: Control, network_id: str, node_ids: list[str],
         if network is not None:
             network.status = ResourceStatus.DELETED
             network.status_reason = None
+        for channel in db.scalars(select(Channel).where(
+                Channel.network_id == network_id, Channel.status != ResourceStatus.DELETED)):
+            channel.status = ResourceStatus.DELETED
+            channel.status_reason = None
 
 
 def _bindable(host: str, port: int) -> bool:

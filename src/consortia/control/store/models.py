@@ -6,7 +6,7 @@
              │         └─ console_sessions
              ├─ networks ─┬─ members ─┬─ nodes
              │            │           ├─ ca_identities ── certificates ── csr_requests
-             │            │           └─ channel_members ── channels
+             │            │           └─ channel_members ── channels ── nodes (channel_id)
              │            ├─ proposals ── votes
              │            ├─ invitations
              │            └─ join_applications
@@ -409,6 +409,15 @@ class Channel(Timestamps, Idempotent, Base):
     description: Mapped[str] = mapped_column(String(_DESCRIPTION), default="")
     status: Mapped[ResourceStatus] = mapped_column(enum_type(ResourceStatus, "status"),
                                                    default=ResourceStatus.CREATING)
+    consensus: Mapped[Consensus] = mapped_column(enum_type(Consensus, "consensus"),
+                                                 default=Consensus.SOLO)
+    """How the channel's own chain orders its blocks (ADR 0017)."""
+    creator_member_id: Mapped[str | None] = ref(ForeignKey(MEMBERS), nullable=True)
+    """The creating member: its organization runs the channel's validators."""
+    status_reason: Mapped[str | None] = mapped_column(String(_DESCRIPTION))
+    """Why the channel is ``CREATING`` or ``CREATE_FAILED``."""
+    genesis_hash: Mapped[str | None] = mapped_column(String(64))
+    """Lower-case hex hash of the channel chain's genesis block, once written."""
 
 
 class ChannelMember(Timestamps, Base):
@@ -438,6 +447,7 @@ class Node(Timestamps, Idempotent, Base):
         UniqueConstraint("network_id", "name"),
         Index("ix_nodes_network_id_status", "network_id", "status"),
         Index("ix_nodes_member_id", "member_id"),
+        Index("ix_nodes_channel_id", "channel_id"),
         _idempotency(),
         _tenant_listing("nodes"),
     )
@@ -467,6 +477,8 @@ class Node(Timestamps, Idempotent, Base):
     """Ethereum JSON-RPC over HTTP (``quorum`` profile)."""
     ws_endpoint: Mapped[str | None] = mapped_column(String(_ENDPOINT))
     """Ethereum JSON-RPC over WebSocket and event subscriptions."""
+    channel_id: Mapped[str | None] = ref(ForeignKey("channels.id"), nullable=True)
+    """The channel whose own chain this validator runs (ADR 0017); NULL: the network's."""
 
 
 # --- an organization's CA: identities, certificates, CSRs ----------------------------------
