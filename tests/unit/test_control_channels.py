@@ -106,6 +106,10 @@ def test_a_channel_is_a_chain_of_its_own_among_some_members(world: ControlWorld)
     assert (chain_dir / "genesis.json").is_file()
     assert (chain_dir / "nodes" / node["id"] / "node.toml").is_file()
     assert node["id"] in world.provisioner.created
+    with world.client(world.creds("acme")) as c:  # it stops with the channel, not alone
+        r = c.delete(f"/v1/networks/{net['id']}/members/{m['acme']}/nodes/{node['id']}",
+                     params={"confirm_name": node["name"]})
+        assert (r.status_code, error_code(r)) == (409, "channel_node")
 
     with world.client(world.creds("globex")) as c:  # a member of the channel: all of it
         seen = ok(c.get(f"{base}/{made['id']}"), 200)

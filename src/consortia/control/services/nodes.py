@@ -247,6 +247,9 @@ class NodeService:
         with self._c.transaction() as db:
             node = own_node(db, actor.tenant_id, network_id, member_id, node_id)
             require_confirmation(confirm_name, node.name, f"node {node.id}")
+            if node.channel_id is not None:
+                raise Conflict(f"node {node.id} runs channel {node.channel_id}: it stops with "
+                               "the channel (delete the channel)", code="channel_node")
             if node.status in GONE:
                 raise Conflict(f"node {node.id} is {node.status.value} already")
             network = db.get(Network, network_id)
