@@ -7,7 +7,7 @@ would**: each is a tenant of its own (``demo-org2``, ``demo-org3``, made with
 credentials file as profiles of those names, so ``consortia --profile demo-org2 …`` acts
 as that organization); ``org1`` proposes INVITE_TENANT, every member votes YES, the
 invited tenant accepts its invitation (its member is created, its organization added to
-the running chain) and adds a **peer** node.
+the running chain) and adds a **peer** node (``org2-peer0``).
 
 Every step looks first for what an earlier ``up`` made — the network by name, the tenants
 by their profiles, members by name, a pending invitation, a proposal in progress, the
@@ -36,7 +36,8 @@ from consortia.sdk.control import (
 from consortia.sdk.signing import Credentials
 
 GONE = frozenset({"DELETED", "DELETING"})
-PEER_NAME = "peer0"
+PEER_NAME = "{member}-peer0"
+"""A network's node names are distinct across its members."""
 
 
 class DemoError(ControlError):
@@ -111,11 +112,15 @@ def create_demo(client: ControlClient, progress: Reporter, spec: DemoSpec = Demo
             guests.append(c)
             try:
                 member = _join(client, c, net, guest, voters, progress, spec, timeout)
+            except ControlError as exc:
+                errors.append(f"{guest}: {exc}")
+                continue
+            voters.append((c, member))  # a member votes on the next invitations
+            try:
                 nodes = _peer(c, net, member, progress, orgs, timeout)
             except ControlError as exc:
                 errors.append(f"{guest}: {exc}")
                 continue
-            voters.append((c, member))
             orgs.append(DemoOrg(member, spec.tenant_of(guest), spec.tenant_of(guest), nodes))
     finally:
         for c in guests:
@@ -224,8 +229,9 @@ def _peer(guest: ControlClient, net: Network, member: Member, progress: Reporter
     """The member's nodes, AVAILABLE: a peer ``peer0`` added when it has none."""
     nodes = [n for n in guest.iter_nodes(net.id, member.id) if n.status not in GONE]
     if not nodes:
-        progress.step(f"{member.name} adds its peer {PEER_NAME} …")
-        nodes = [guest.create_node(net.id, member.id, PEER_NAME, node_type="peer")]
+        name = PEER_NAME.format(member=member.name)
+        progress.step(f"{member.name} adds its peer {name} …")
+        nodes = [guest.create_node(net.id, member.id, name, node_type="peer")]
     seen = [n for o in orgs for n in o.nodes]
     ready: list[Node] = []
     for node in nodes:
