@@ -1,8 +1,9 @@
 """The Amazon Managed Blockchain journey through the control-plane API, with real node
 processes: a network with a voting policy → a proposal to invite tenant B → votes → B
 creates its member from the invitation (its organization is added to the running chain)
-→ B's users transact and their proofs verify offline → a proposal removes B → the nodes
-refuse B's identities.
+→ B adds a node (a peer), which syncs → B's users transact through it and their proofs
+verify offline → a proposal removes B → B's node stops and the validators refuse B's
+identities.
 
 The API runs in process (Starlette's TestClient); the nodes are real processes on
 loopback ports, started by the app's LocalProvisioner. Waits poll statuses.
@@ -86,17 +87,27 @@ def test_invite_vote_join_transact_then_remove_by_vote(world: ControlWorld) -> N
                                                     "invitation_id": inv["id"]}))
         assert member["status"] == "AVAILABLE", member
         genesis = load_genesis(b.get(f"{path}/genesis").content)
+        # B adds a node of its own: a peer, no vote needed; it syncs the chain
+        made = ok(b.post(f"{path}/members/{member['id']}/nodes",
+                         json={"name": "globex-peer", "node_type": "peer"}))
+        peer = wait_for(lambda: b.get(f"{path}/members/{member['id']}/nodes/{made['id']}"
+                                      ).json(),
+                        lambda d: d["status"] == "AVAILABLE", "B's peer did not sync",
+                        lambda: node_logs(world, net["id"]))
     assert genesis.config.policies.membership.percentage == 50
 
     bob = client_of(world, "globex", net["id"], member["id"], "bob")
     api = validators[1]["api_endpoint"]
-    with NodeClient(api, timeout=30) as nc:
-        config = nc.chain_info()["config"]
-        assert {o["id"] for o in config["organizations"]} == {acme_member, member["id"]}
+    with NodeClient(peer["api_endpoint"], timeout=30) as nc:  # B's users, through B's node
+        info = nc.chain_info()
+        assert info["node"]["role"] == "peer"
+        assert {o["id"] for o in info["config"]["organizations"]} == {acme_member, member["id"]}
         tx = sign(bob, net["chain_id"], notary.content("globex-invoice", b"paid"))
         assert nc.submit(tx, wait=True, timeout=20)["status"] == "committed"
         proof = nc.proof(tx.id)
     assert verify_proof(proof, genesis).tx_id == tx.id  # across the org_update block
+    with NodeClient(api, timeout=30) as nc:  # and the validators have it
+        assert nc.receipt(tx.id)["status"] == "committed"
 
     with world.client(world.creds("acme")) as a:
         removal = ok(a.post(f"{path}/proposals", json={
@@ -112,6 +123,8 @@ def test_invite_vote_join_transact_then_remove_by_vote(world: ControlWorld) -> N
             "APPROVED", None)
     with world.client(world.creds("acme")) as a:
         assert ok(a.get(f"{path}/members/{member['id']}"), 200)["status"] == "DELETED"
+    assert world.control.nodes.get(owner(world, "globex"), net["id"], member["id"],
+                                   peer["id"]).status.value == "DELETED"  # its peer stopped
     with NodeClient(api, timeout=30) as nc:
         late = sign(bob, net["chain_id"], notary.content("after-removal", b"refused"))
         with pytest.raises(NodeError) as refused:

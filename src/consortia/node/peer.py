@@ -133,7 +133,19 @@ class PeerNode:
         self.cert_der = ident.cert_der
         self.store = LedgerStore(settings.resolve(settings.node.data_dir) / "ledger.sqlite3")
         self.chain = Chain(self.store, self.genesis, ident.key)
-        check_peer_identity(self.chain, self.node_id, ident.cert_der)
+        self.identity_pending: str | None = None
+        """Why the peer's identity is not valid yet: its organization joined the chain above
+        this ledger's height (re-checked once caught up)."""
+        try:
+            check_peer_identity(self.chain, self.node_id, ident.cert_der)
+        except ConfigError as exc:
+            if exc.__cause__ is None or getattr(exc.__cause__, "code", None) \
+                    != "unknown_identity":
+                raise
+            self.identity_pending = exc.message
+            log.info("peer %s: its identity is not of the configuration at height %d (%s); "
+                     "checking again once caught up", self.node_id, self.store.height,
+                     exc.message)
         self.admission = Admission(self.chain.suite, self.chain.config, now_ms)
         self.verifier = BlockVerifier(self.chain, self.admission)
         self.sources = Sources(self.follow.urls())
@@ -204,12 +216,27 @@ class PeerNode:
             if self.store.height >= remote:
                 if not self.caught_up:
                     log.info("caught up with %s at height %d", url, self.store.height)
+                    self._recheck_identity()
                 self.caught_up = True
             elif not raws:
                 # It holds blocks above ours yet served none: ask another.
                 self.sources.failed(url, f"at height {remote} served no block after "
                                          f"{self.store.height}")
                 await asyncio.sleep(retry)
+
+    def _recheck_identity(self) -> None:
+        """A peer whose organization joined after genesis starts from a ledger that does
+        not know it yet; once caught up, its identity must be valid, or the peer fails."""
+        if self.identity_pending is None:
+            return
+        try:
+            check_peer_identity(self.chain, self.node_id, self.cert_der)
+        except ConfigError as exc:
+            self.failed = True
+            log.error("peer %s: caught up, and its identity still cannot run a peer: %s",
+                      self.node_id, exc.message)
+            return
+        self.identity_pending = None
 
     async def _fetch(self, url: str, start: int) -> tuple[list[bytes], int]:
         """Blocks from ``start`` on held by ``url`` (long-polling when it has none yet) and
