@@ -94,7 +94,7 @@ def create_demo(client: ControlClient, progress: Reporter, spec: DemoSpec = Demo
     net = _founder_network(client, progress, spec, timeout)
     founder = next(m for m in client.iter_members(net.id)
                    if m.tenant_id == net.tenant_id and m.status not in GONE)
-    _, own_nodes = wait_until_ready(client, net.id, progress, timeout=timeout)
+    net, own_nodes = wait_until_ready(client, net.id, progress, timeout=timeout)
     orgs = [DemoOrg(founder, client.me().tenant.name, "default",
                     [n for n in own_nodes if n.member_id == founder.id])]
     errors: list[str] = []
