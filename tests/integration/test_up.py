@@ -1,6 +1,9 @@
 """``consortia up`` for real: the control plane as a process, its demo network's nodes as
-processes, the SDK client over HTTP with the credentials ``up`` printed, SIGTERM that leaves
-no process behind, and ``up`` again that finds the same platform and demo network.
+processes — three organizations, the guests joined by invitation and votes, each with a
+running node — the SDK client over HTTP with the credentials ``up`` printed and the guests'
+profiles it wrote, an identity enrolled through ``consortia ca`` notarizing through a
+guest's peer, SIGTERM that leaves no process behind, and ``up`` again that finds the same
+platform and demo network and creates nothing.
 
 The development chain (``consortia dev up``) has its own test: ``test_dev_up.py``.
 """
@@ -8,6 +11,7 @@ The development chain (``consortia dev up``) has its own test: ``test_dev_up.py`
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -18,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from consortia.sdk.control import ControlClient
+from consortia.sdk.control import ControlClient, load_profile
 from consortia.sdk.signing import Credentials
 from tests.integration.helpers import (
     HTTP_TIMEOUT,
@@ -26,13 +30,14 @@ from tests.integration.helpers import (
     free_port,
     free_port_block,
     healthy,
+    run_cli,
     subprocess_env,
     wait_until,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-READY_TIMEOUT = 120.0
+READY_TIMEOUT = 240.0
 STOP_TIMEOUT = 120.0
 
 
@@ -118,6 +123,26 @@ def printed(text: str, label: str) -> str:
     return m.group(1)
 
 
+ORGS = (("org1", "default", "validator"), ("org2", "demo-org2", "peer"),
+        ("org3", "demo-org3", "peer"))
+
+
+def organizations(url: str, data_dir: Path, demo_id: str) -> dict[str, tuple[str, list[str]]]:
+    """Each demo organization's member id and node ids, read as its own tenant (a member's
+    nodes are its tenant's only), after checking all are AVAILABLE and of the right type."""
+    out = {}
+    for name, profile, node_type in ORGS:
+        p = load_profile(profile, data_dir / "credentials", env={})
+        with ControlClient(url, p.credentials) as c:
+            (member,) = [m for m in c.iter_members(demo_id) if m.name == name]
+            assert member.status == "AVAILABLE"
+            nodes = list(c.iter_nodes(demo_id, member.id))
+            assert nodes and {(n.node_type, n.status) for n in nodes} == {
+                (node_type, "AVAILABLE")}, nodes
+            out[name] = (member.id, [n.id for n in nodes])
+    return out
+
+
 def test_up_serves_the_api_and_a_demo_network_and_stops_cleanly(tmp_path: Path,
                                                                  ups: list[Up]) -> None:
     data_dir = tmp_path / "cp"
@@ -140,8 +165,25 @@ def test_up_serves_the_api_and_a_demo_network_and_stops_cleanly(tmp_path: Path,
         assert nodes[0].api_endpoint is not None
         info = httpx.get(f"{nodes[0].api_endpoint}/v1/chain", timeout=HTTP_TIMEOUT).json()
         assert info["chain_id"] == demo_id
+    orgs = organizations(up.url, data_dir, demo_id)
+    assert "org2-peer0" in out and "org3-peer0" in out  # the final table
     running = processes_using(data_dir)
-    assert len(running) >= 2, running  # the control plane and the demo's validator
+    assert len(running) >= 4, running  # the control plane, the validator, two peers
+
+    # org2 registers and enrolls an identity of its own CA (the key made by the CLI),
+    # which notarizes through org2's peer
+    org2, client_dir = orgs["org2"][0], tmp_path / "org2-client"
+    as_org2 = ["--credentials", str(data_dir / "credentials"), "--profile", "demo-org2"]
+    reg = run_cli(*as_org2, "ca", "identity", "register", demo_id, org2, "erin", "--json")
+    assert reg.returncode == 0, reg.stdout + reg.stderr
+    secret = json.loads(reg.stdout)["enrollment_secret"]
+    enrolled = run_cli(*as_org2, "ca", "enroll", demo_id, org2, "erin", "--secret", secret,
+                       "--dir", client_dir)
+    assert enrolled.returncode == 0, enrolled.stdout + enrolled.stderr
+    put = run_cli("notary", "put", "-N", client_dir, "--as", f"{org2}/erin", "-b", "inv-1",
+                  "--text", "hello from org2", "--json")
+    assert put.returncode == 0, put.stdout + put.stderr
+    assert json.loads(put.stdout)["status"] == "committed"
 
     up.stop(signal.SIGTERM)
     wait_until(lambda: not processes_using(data_dir), STOP_TIMEOUT,
@@ -156,9 +198,12 @@ def test_up_serves_the_api_and_a_demo_network_and_stops_cleanly(tmp_path: Path,
     assert printed(out, "demo network id") == demo_id
     with ControlClient(again.url, creds) as c:
         assert [n.id for n in c.iter_networks()] == [demo_id]
+        assert len(list(c.iter_tenants())) == 3  # admin and the two guests: none new
+        assert len(list(c.iter_proposals(demo_id))) == 2
         node = c.wait_for_node(demo_id, member.id, nodes[0].id, timeout=60)
         assert node.status == "AVAILABLE"
         assert healthy(str(node.api_endpoint))
+    assert organizations(again.url, data_dir, demo_id) == orgs  # the same, running again
     again.stop(signal.SIGINT)
     wait_until(lambda: not processes_using(data_dir), STOP_TIMEOUT,
                "the control plane and its nodes to exit")

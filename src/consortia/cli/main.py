@@ -2,7 +2,7 @@
 
 Two families share it. The control plane's, through ``consortia.sdk.control`` and HTTP:
 ``up`` (run it here), ``network``, ``member``, ``node``, ``tenant``, ``user``,
-``access-key``, ``audit``, ``proposal``, ``invitation``. A node's and a local network's,
+``access-key``, ``audit``, ``proposal``, ``invitation``, ``ca``. A node's and a local network's,
 through the node API and files: ``dev`` (development chains: ``init``, ``up``,
 ``validator``), ``node start|verify``, ``notary``, ``chain``, ``identity``, ``verify``.
 """
@@ -22,6 +22,7 @@ from rich.panel import Panel
 from consortia import __version__
 from consortia.cli import (
     accounts,
+    ca,
     chain,
     dev,
     governance,
@@ -49,6 +50,7 @@ app.add_typer(accounts.key_app, name="access-key")
 app.command("audit")(accounts.audit)
 app.add_typer(governance.proposal_app, name="proposal")
 app.add_typer(governance.invitation_app, name="invitation")
+app.add_typer(ca.app, name="ca")
 app.add_typer(dev.app, name="dev")
 app.add_typer(notary.app, name="notary")
 app.add_typer(chain.app, name="chain")

@@ -4,7 +4,9 @@
 output appended to ``<data dir>/control.log``), waits for ``/healthz``, prints where the
 API and the explorer are and the platform owner's access key (from the credentials file the
 server wrote on its first start), then creates — or finds again — the demo network through
-the SDK client, drawing its nodes' statuses until they are AVAILABLE. Ctrl-C, SIGTERM or
+the SDK client, drawing its nodes' statuses until they are AVAILABLE: three organizations,
+the platform tenant's ``org1`` with the validators and two guest tenants' ``org2`` and
+``org3`` that join by invitation and vote, each with a peer (``cli/demo.py``). Ctrl-C, SIGTERM or
 SIGHUP stop the control plane, which stops its nodes (``--stop-nodes-on-exit``) and
 resumes them at the next ``up``; the data directory (default ``.consortia/control``) keeps
 everything, so ``up`` again finds the same platform, key and demo network.
@@ -17,7 +19,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -26,14 +27,14 @@ from rich.panel import Panel
 from rich.table import Table
 
 from consortia.cli.context import console, err_console, fail
+from consortia.cli.demo import Demo, DemoSpec, create_demo
 from consortia.cli.remote import styled
-from consortia.cli.watch import LiveReporter, Reporter, network_nodes, wait_until_ready
+from consortia.cli.watch import LiveReporter
 from consortia.sdk.control import (
     CREDENTIALS_FILE,
     UP_DATA_DIR,
     ControlClient,
     ControlError,
-    Network,
     Profile,
     load_profile,
 )
@@ -43,35 +44,6 @@ START_TIMEOUT = 60.0
 STOP_TIMEOUT = 90.0
 """Seconds the control plane gets to stop (it stops every node first) before a SIGKILL."""
 LOG_FILE = "control.log"
-
-
-@dataclass(frozen=True)
-class DemoSpec:
-    """The demo network ``up`` makes: one organization for now (adding organizations to a
-    running chain goes through invitations and proposals)."""
-
-    name: str = "demo"
-    consensus: str = "raft"
-    validators: int = 3
-    member: str = "org1"
-
-
-def create_demo(client: ControlClient, progress: Reporter, spec: DemoSpec = DemoSpec(), *,
-                timeout: float = 300.0) -> Network:
-    """The demo network, AVAILABLE with all its nodes: the live one named ``spec.name`` if
-    there is one (``up`` again), else a new quick-mode network with one member."""
-    net = next((n for n in client.iter_networks()
-                if n.name == spec.name and n.status not in ("DELETED", "DELETING")), None)
-    if net is None:
-        progress.step(f"creating network {spec.name} ({spec.consensus}, {spec.validators} "
-                      "validator(s)) …")
-        net = client.create_network(spec.name, consensus=spec.consensus,
-                                    validators=spec.validators, member_name=spec.member,
-                                    description="the demo network of consortia up")
-    else:
-        progress.step(f"found network {spec.name} ({net.id}); waiting for its nodes …")
-    ready, _ = wait_until_ready(client, net.id, progress, timeout=timeout)
-    return ready
 
 
 def _server_command(data_dir: Path, host: str, port: int, database_url: str | None,
@@ -156,14 +128,27 @@ def _panel(url: str, data_dir: Path, profile: Profile | None, log: Path) -> Pane
         title="consortia up")
 
 
-def _show_demo(c: ControlClient, net: Network) -> None:
+def _show_demo(demo: Demo) -> None:
+    net = demo.network
     t = Table(title=f"demo network [cyan]{net.name}[/] {net.id} · {net.consensus} · "
-                    f"{styled(net.status)}", title_justify="left")
-    for col in ("node", "member", "status", "API"):
+                    f"{styled(net.status)} · {len(demo.orgs)} organizations",
+              title_justify="left")
+    for col in ("organization", "member", "tenant (--profile)", "node", "type", "status",
+                "API"):
         t.add_column(col)
-    for n in network_nodes(c, net.id):
-        t.add_row(n.name, n.member_id, styled(n.status), n.api_endpoint or "-")
+    for org in demo.orgs:
+        who = f"{org.tenant} ({org.profile})"
+        for i, n in enumerate(org.nodes or [None]):
+            first = i == 0
+            t.add_row(org.member.name if first else "", org.member.id if first else "",
+                      who if first else "", n.name if n else "-", n.node_type if n else "-",
+                      styled(n.status) if n else "-", (n.api_endpoint or "-") if n else "-")
     console.print(t)
+    for err in demo.errors:
+        err_console.print(f"[yellow]demo organization not ready:[/] {err}")
+    if len(demo.orgs) > 1:
+        console.print(f"act as another organization: consortia --profile "
+                      f"{demo.orgs[1].profile} member list {net.id}")
     console.print(f"demo network id [cyan]{net.id}[/]   genesis: consortia network genesis "
                   f"{net.id}")
 
@@ -221,9 +206,10 @@ def up(data_dir: Annotated[Path | None, typer.Option(
             with ControlClient(url, profile.credentials) as c:
                 try:
                     with LiveReporter() as r:
-                        net = create_demo(c, r, DemoSpec(consensus=demo_consensus,
-                                                         validators=demo_validators))
-                    _show_demo(c, net)
+                        made = create_demo(c, r, DemoSpec(consensus=demo_consensus,
+                                                          validators=demo_validators),
+                                           credentials_file=root / CREDENTIALS_FILE)
+                    _show_demo(made)
                 except ControlError as exc:
                     err_console.print(f"[yellow]demo network:[/] {exc}")
         console.print("[bold]serving[/]; Ctrl-C stops the control plane and its nodes")

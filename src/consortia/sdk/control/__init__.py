@@ -6,10 +6,12 @@
     with ControlClient.from_profile() as cp:      # $CONSORTIA_* or the profile file
         net = cp.wait_for_network(cp.create_network("ledger", consensus="raft").id)
 
-Modules: ``_client`` (the calls), ``_models`` (the resources), ``_credentials`` (profiles
+Modules: ``_client`` (the calls), ``_ca`` (a member CA's calls, CSRs, enrolled keys),
+``_models`` (the resources), ``_credentials`` (profiles
 and environment), ``_exceptions`` (one tree under ``ControlError``).
 """
 
+from consortia.sdk.control._ca import common_name, new_csr, save_enrollment
 from consortia.sdk.control._client import (
     DEFAULT_TIMEOUT,
     DEFAULT_WAIT_TIMEOUT,
@@ -42,6 +44,10 @@ from consortia.sdk.control._models import (
     FAILED_STATUSES,
     AccessKey,
     AuditRecord,
+    CaIdentity,
+    Certificate,
+    Crl,
+    CsrRequest,
     Invitation,
     Me,
     Member,
@@ -50,6 +56,7 @@ from consortia.sdk.control._models import (
     Page,
     Proposal,
     Resource,
+    Revocation,
     Tenant,
     TenantCreated,
     User,
@@ -58,11 +65,50 @@ from consortia.sdk.control._models import (
 )
 
 __all__ = [
-    "AVAILABLE", "CREDENTIALS_FILE", "DEFAULT_PROFILE", "DEFAULT_TIMEOUT",
-    "DEFAULT_WAIT_TIMEOUT", "ENV_ACCESS_KEY_ID", "ENV_CREDENTIALS_FILE", "ENV_ENDPOINT",
-    "ENV_SECRET", "FAILED_STATUSES", "UP_DATA_DIR", "AccessKey", "ApiError", "AuditRecord",
-    "ControlClient", "ControlError", "CredentialsError", "Invitation", "Me", "Member",
-    "Network", "Node", "Page", "Profile", "Proposal", "Resource", "ResourceFailed", "Tenant",
-    "TenantCreated", "TransportError", "User", "Vote", "VoteCast", "WaitTimeout", "load_profile",
-    "new_client_token", "read_profiles", "write_profile",
+    "AVAILABLE",
+    "CREDENTIALS_FILE",
+    "DEFAULT_PROFILE",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_WAIT_TIMEOUT",
+    "ENV_ACCESS_KEY_ID",
+    "ENV_CREDENTIALS_FILE",
+    "ENV_ENDPOINT",
+    "ENV_SECRET",
+    "FAILED_STATUSES",
+    "UP_DATA_DIR",
+    "AccessKey",
+    "ApiError",
+    "AuditRecord",
+    "CaIdentity",
+    "Certificate",
+    "ControlClient",
+    "ControlError",
+    "CredentialsError",
+    "Crl",
+    "CsrRequest",
+    "Invitation",
+    "Me",
+    "Member",
+    "Network",
+    "Node",
+    "Page",
+    "Profile",
+    "Proposal",
+    "Resource",
+    "ResourceFailed",
+    "Revocation",
+    "Tenant",
+    "TenantCreated",
+    "TransportError",
+    "User",
+    "Vote",
+    "VoteCast",
+    "WaitTimeout",
+    "common_name",
+    "load_profile",
+    "new_client_token",
+    "new_csr",
+    "read_profiles",
+    "save_enrollment",
+    "write_profile",
 ]

@@ -29,6 +29,7 @@ import httpx
 
 from consortia import __version__
 from consortia.sdk.auth import SigningAuth
+from consortia.sdk.control._ca import CaCalls
 from consortia.sdk.control._credentials import DEFAULT_PROFILE, load_profile
 from consortia.sdk.control._exceptions import (
     ApiError,
@@ -93,8 +94,9 @@ def _error(resp: httpx.Response) -> ApiError:
                         status=resp.status_code, request_id=request_id)
 
 
-class ControlClient:
-    """Synchronous client of one control plane, signing with one access key."""
+class ControlClient(CaCalls):
+    """Synchronous client of one control plane, signing with one access key (its member-CA
+    calls: ``CaCalls``, ``_ca.py``)."""
 
     def __init__(self, base_url: str, credentials: Credentials | None, *,
                  timeout: float = DEFAULT_TIMEOUT,

@@ -238,6 +238,93 @@ class Invitation(Resource):
         return str(self.network["id"])
 
 
+@dataclass(frozen=True, slots=True)
+class CaIdentity(Resource):
+    """An identity registered with a member's CA; its holder enrolls with the secret."""
+
+    id: str
+    network_id: str
+    member_id: str
+    enrollment_id: str
+    """The certificates' common name."""
+    identity_type: str
+    """client, peer, admin or validator: the OU role of its certificates."""
+    attributes: dict[str, str]
+    max_enrollments: int
+    enrollment_count: int
+    status: str
+    """REGISTERED, ENROLLED or REVOKED."""
+    created_at: str
+    updated_at: str
+    enrollment_secret: str | None = None
+    """Only in the answer that registered it (None on a retry with the same token)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate(Resource):
+    id: str
+    network_id: str
+    member_id: str
+    """The member whose CA issued it."""
+    ca_identity_id: str | None
+    serial_number: str
+    subject: str
+    identity_type: str
+    certificate_pem: str
+    not_before: str
+    not_after: str
+    status: str
+    """ACTIVE, REVOKED or EXPIRED."""
+    revoked_at: str | None
+    revocation_reason: str | None
+    previous_certificate_id: str | None
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation(Resource):
+    """What a revocation did: the certificates, the new CRL's number, whether it is in
+    force on the chain."""
+
+    certificates: list[Certificate]
+    crl_number: int
+    crl_published: bool
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Revocation:
+        return cls([Certificate.from_json(c) for c in doc.get("certificates", [])],
+                   int(doc["crl_number"]), bool(doc["crl_published"]), raw=doc)
+
+
+@dataclass(frozen=True, slots=True)
+class Crl(Resource):
+    member_id: str
+    crl_number: int
+    crl_published_number: int
+    """Below ``crl_number``: the newest CRL is not in force yet (retry a revocation)."""
+    crl_pem: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CsrRequest(Resource):
+    """A request for a certificate from a member's CA, decided by its admins."""
+
+    id: str
+    member_id: str
+    tenant_id: str
+    """The requesting tenant."""
+    subject: str
+    identity_type: str
+    status: str
+    """PENDING, APPROVED or REJECTED."""
+    reason: str
+    decided_at: str | None
+    decided_by: str | None
+    certificate_id: str | None
+    certificate_pem: str | None
+    created_at: str
+
+
 _NESTED: dict[tuple[str, str], type[Resource]] = {
     ("Me", "tenant"): Tenant, ("Me", "user"): User,
     ("TenantCreated", "tenant"): Tenant, ("TenantCreated", "owner"): User,
