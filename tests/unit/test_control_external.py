@@ -21,8 +21,10 @@ from consortia.control.services import Control
 from consortia.control.services.external import WAITING
 from consortia.control.store.models import AuditRecord, Certificate, Node
 from consortia.sdk.bundle import open_join_bundle
+from consortia.sdk.control import ControlClient
+from consortia.types.errors import ConsortiaError
 from tests.control_api_suite import error_code
-from tests.control_helpers import ControlWorld, FakeGateway, make_world
+from tests.control_helpers import ControlWorld, FakeGateway, LiveServer, make_world
 from tests.integration.helpers import free_port
 
 PASS = "a long enough passphrase"
@@ -181,6 +183,9 @@ def test_bundle_refusals(world: ControlWorld) -> None:
         bundle = f"{nodes}/{node['id']}/join-bundle"
         r = c.post(bundle, json={"passphrase": "too short"})
         assert (r.status_code, error_code(r)) == (422, "weak_passphrase")
+        r = c.post(bundle, content=b'{"passphrase": "' + b"\\ud800" * 12 + b'"}',
+                   headers={"content-type": "application/json"})
+        assert r.status_code == 422, r.text  # JSON escapes what UTF-8 cannot carry
         validator = c.get(nodes).json()["items"][0]
         r = c.post(f"{nodes}/{validator['id']}/join-bundle", json={"passphrase": PASS})
         assert (r.status_code, error_code(r)) == (409, "not_external")
@@ -245,3 +250,21 @@ def test_the_runtime_leaves_external_nodes_to_the_poller_after_a_restart(
             assert (row.status.value, row.status_reason) == ("CREATING", WAITING)
     finally:
         control.close()
+
+
+def test_the_sdk_downloads_a_bundle(world: ControlWorld) -> None:
+    with world.client(world.creds("acme")) as c:
+        net, nodes = _network(world, c)
+        node = c.post(nodes, json={"name": "far", "node_type": "peer", "external": True,
+                                   "api_endpoint": "http://127.0.0.1:27996"}).json()
+    server = LiveServer(world.app).start()
+    try:
+        with ControlClient(server.url, world.creds("acme")) as client:
+            data = client.download_join_bundle(net["id"], node["member_id"], node["id"],
+                                               PASS)
+            with pytest.raises(ConsortiaError) as err:
+                client.download_join_bundle(net["id"], node["member_id"], node["id"], "x")
+            assert err.value.code == "weak_passphrase"
+    finally:
+        server.stop()
+    assert open_join_bundle(data, PASS).node_id == node["id"]

@@ -115,6 +115,9 @@ def test_short_passphrases_are_refused(net: LocalNetwork,
     with pytest.raises(BundleError) as err:
         open_join_bundle(made[0], "short")
     assert err.value.code == "weak_passphrase"
+    with pytest.raises(BundleError) as err:  # JSON can carry what UTF-8 cannot
+        make_join_bundle(header, key, "\ud800" * 12)  # type: ignore[arg-type]
+    assert err.value.code == "validation_failed"
 
 
 def test_a_wrong_passphrase_is_refused(made: tuple[bytes, dict[str, str], object]) -> None:
@@ -128,7 +131,9 @@ def test_a_wrong_passphrase_is_refused(made: tuple[bytes, dict[str, str], object
 def test_a_changed_field_is_refused(made: tuple[bytes, dict[str, str], object],
                                     field: str) -> None:
     doc = json.loads(made[0])
-    doc[field] = doc[field].replace("1", "2", 1)
+    value = doc[field]
+    i = len(value) // 2  # one character changed, in the middle
+    doc[field] = value[:i] + ("a" if value[i] != "a" else "b") + value[i + 1:]
     assert json.dumps(doc).encode() != made[0]
     with pytest.raises(BundleError) as err:
         open_join_bundle(json.dumps(doc).encode(), PASS)

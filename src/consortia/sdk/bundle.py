@@ -85,7 +85,11 @@ def check_passphrase(passphrase: str) -> bytes:
     if len(passphrase) > MAX_PASSPHRASE:
         raise BundleError(f"a bundle passphrase has at most {MAX_PASSPHRASE} characters",
                           code="weak_passphrase")
-    return passphrase.encode()
+    try:
+        return passphrase.encode()
+    except UnicodeEncodeError:
+        raise BundleError("a bundle passphrase is text (it holds a lone surrogate)",
+                          code="validation_failed") from None
 
 
 def peer_config(node_id: str, *, host: str, port: int, follow: list[str]) -> str:
