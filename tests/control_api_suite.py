@@ -211,7 +211,8 @@ class ControlApiSuite:
             "enroll": {"enrollment_secret": ca["secret"], "csr_pem": csr_pem},
             "reenroll_certificate": {"csr_pem": csr_pem}, "revoke_certificate": {},
             "revoke_identity": {}, "create_csr_request": {"csr_pem": csr_pem},
-            "reject_csr_request": {"reason": "intruder"}, "create_channel": {"name": "intruder"}}
+            "reject_csr_request": {"reason": "intruder"}, "create_channel": {"name": "intruder"},
+            "create_join_bundle": {"passphrase": "a long enough passphrase"}}
         b_tenant = world.tenants["globex"].tenant.id
 
         checked = []
@@ -258,7 +259,7 @@ class ControlApiSuite:
                 "create_csr_request", "list_csr_requests", "get_csr_request",
                 "approve_csr_request", "reject_csr_request", "create_channel", "list_channels",
                 "get_channel", "get_channel_genesis", "add_channel_member",
-                "remove_channel_member", "delete_channel"} <= set(checked)
+                "remove_channel_member", "delete_channel", "create_join_bundle"} <= set(checked)
         with world.client(bob) as c:  # nothing of acme's was touched
             assert c.get("/v1/tenant").json()["user"]["role"] == "operator"
             assert c.get(f"/v1/access-keys/{bob.access_key_id}").json()["status"] == "ACTIVE"
@@ -409,6 +410,10 @@ class ControlApiSuite:
             nid = call("node.create", "POST", nodes, json={"name": "extra"}).json()["id"]
             world.flush()
             call("node.delete", "DELETE", f"{nodes}/{nid}", params={"confirm_name": "extra"})
+            ext = c.post(nodes, json={"name": "far", "node_type": "peer", "external": True,
+                                      "api_endpoint": "http://127.0.0.1:27997"}).json()["id"]
+            call("node.join_bundle", "POST", f"{nodes}/{ext}/join-bundle",
+                 json={"passphrase": "a long enough passphrase"})
             member = f"/v1/networks/{net['id']}/members/{net['member']['id']}"
             ident = call("ca_identity.create", "POST", f"{member}/identities",
                          json={"enrollment_id": "una"}).json()

@@ -4,7 +4,7 @@ Two families share it. The control plane's, through ``consortia.sdk.control`` an
 ``up`` (run it here), ``network``, ``member``, ``node``, ``tenant``, ``user``,
 ``access-key``, ``audit``, ``proposal``, ``invitation``, ``ca``. A node's and a local network's,
 through the node API and files: ``dev`` (development chains: ``init``, ``up``,
-``validator``), ``node start|verify``, ``notary``, ``chain``, ``identity``, ``verify``.
+``validator``), ``node start|verify|join``, ``notary``, ``chain``, ``identity``, ``verify``.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ app.add_typer(networks.network_app, name="network")
 app.add_typer(networks.member_app, name="member")
 app.add_typer(networks.node_app, name="node",
               help="Nodes of the control plane (create, list, get, delete); a node process "
-                   "from its files (start, verify).")
+                   "from its files (start, verify) or a join bundle (join).")
 app.add_typer(accounts.tenant_app, name="tenant")
 app.add_typer(accounts.user_app, name="user")
 app.add_typer(accounts.key_app, name="access-key")

@@ -28,5 +28,6 @@ Layers, top down (import contracts keep the web framework in ``http`` only):
   ``kubernetes`` provisioner (ADR 0014). Spec: ``docs/spec/provisioning.md``.
 
 Channels (``services/channels.py``): each a chain of its own among some members of a
-network — ADR 0017. Not yet: join applications, external nodes (join bundles).
+network — ADR 0017. External nodes run by members from join bundles
+(``services/external.py``) — ADR 0019. Not yet: join applications.
 """

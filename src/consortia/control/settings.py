@@ -85,6 +85,11 @@ class ControlSettings:
     an outgoing connection could take a port between its choice and its use."""
     chain_timeout_seconds: float = 30.0
     """How long a configuration change (adding or removing a validator) may take to commit."""
+    external_poll_seconds: float = 10.0
+    """How often the health of external nodes (run by members from join bundles) is polled
+    at their ``/healthz``; 0 polls never (their statuses then stay as they are)."""
+    external_probe_timeout_seconds: float = 5.0
+    """One external node's health probe gives up after this long."""
     provisioner: str = "local"
     """Where nodes run: ``local`` (processes on this machine, state under
     ``data_dir/provisioner``) or ``kubernetes`` (StatefulSets in a cluster, ``kubernetes``
@@ -116,6 +121,10 @@ class ControlSettings:
             raise ConfigError("node_host must name an address")
         if not 1 <= self.chain_timeout_seconds <= 600:
             raise ConfigError("chain_timeout_seconds must be between 1 and 600")
+        if not (self.external_poll_seconds == 0 or 0.1 <= self.external_poll_seconds <= 3600):
+            raise ConfigError("external_poll_seconds must be 0 or between 0.1 and 3600")
+        if not 0.1 <= self.external_probe_timeout_seconds <= 60:
+            raise ConfigError("external_probe_timeout_seconds must be between 0.1 and 60")
         if self.provisioner not in ("local", "kubernetes"):
             raise ConfigError(f"provisioner {self.provisioner!r} is not local or kubernetes")
         if self.provisioner == "kubernetes" and (self.kubernetes is None

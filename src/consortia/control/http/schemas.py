@@ -343,7 +343,22 @@ class NodeCreate(_In):
                                             "follow the chain and order nothing); orderer "
                                             "nodes are not available.")
     resource_class: ResourceClass = ResourceClass.SMALL
+    external: bool = Field(default=False,
+                           description="A peer the member runs itself from a join bundle "
+                                       "(ADR 0019): nothing is started by the control plane.")
+    api_endpoint: str | None = Field(
+        default=None, max_length=256, examples=["http://peer0.example.com:7060"],
+        description="External nodes only: http(s)://host:port where the member runs it, "
+                    "reachable by the control plane for its health checks.")
     client_token: ClientToken | None = None
+
+
+class JoinBundleCreate(_In):
+    passphrase: str = Field(
+        min_length=1, max_length=1024,
+        description="Seals the node's private key in the bundle (at least 12 characters: "
+                    "422 weak_passphrase); never stored. The same passphrase opens the "
+                    "node's keystore when it runs.")
 
 
 class Node(_Out):

@@ -42,6 +42,7 @@ from consortia.control.services.certificates import CertificateService
 from consortia.control.services.chains import ChainFiles
 from consortia.control.services.channels import ChannelService
 from consortia.control.services.csrs import CsrService
+from consortia.control.services.external import ExternalNodeService
 from consortia.control.services.invitations import InvitationService
 from consortia.control.services.members import MemberService
 from consortia.control.services.networks import NetworkService
@@ -93,6 +94,7 @@ class Control:
         self.networks = NetworkService(self)
         self.members = MemberService(self)
         self.nodes = NodeService(self)
+        self.external_nodes = ExternalNodeService(self)
         self.proposals = ProposalService(self)
         self.invitations = InvitationService(self)
         self.ca_identities = CaIdentityService(self)

@@ -24,6 +24,8 @@ Rules (docs/spec/control-api.md, "Nodes"):
   validators by the reverse transaction — refused (409) for the last one, answered 503 when
   the chain cannot take it now — then its process is stopped; the row stays DELETED and
   its directory stays on disk;
+- **external** peers (``external.py``, ADR 0019) are rows only: their member runs them
+  from a join bundle, their health is polled; deleting one revokes its identity;
 - approvals are given by the admins of the caller tenant's members in the network; where
   they are not a majority, 409 ``not_enough_approvals`` (other organizations' approvals
   come with proposals and votes).
@@ -55,6 +57,11 @@ from consortia.control.services.context import (
     fingerprint,
     paginate,
     require_confirmation,
+)
+from consortia.control.services.external import (
+    check_endpoint,
+    check_endpoint_free,
+    new_external_peer,
 )
 from consortia.control.services.scope import live_members, own_member, own_node
 from consortia.control.store.base import new_id
@@ -128,11 +135,25 @@ class NodeService:
     def create(self, actor: Actor, network_id: str, member_id: str, *, name: str,
                node_type: NodeType = NodeType.VALIDATOR,
                resource_class: ResourceClass = ResourceClass.SMALL,
+               external: bool = False, api_endpoint: str | None = None,
                client_token: str | None = None) -> Created[Node]:
         actor.require(UserRole.OPERATOR, "creating nodes")
+        if external:
+            if node_type is not NodeType.PEER:
+                raise InvalidRequest("external nodes are peers: a validator is run by the "
+                                     "control plane", code="node_type_not_available")
+            if api_endpoint is None:
+                raise InvalidRequest("an external node needs the api_endpoint where its "
+                                     "member runs it", code="invalid_endpoint")
+            api_endpoint = check_endpoint(api_endpoint)
+        elif api_endpoint is not None:
+            raise InvalidRequest("api_endpoint is given for external nodes only; the "
+                                 "control plane chooses its own nodes' ports",
+                                 code="invalid_endpoint")
         fp = fingerprint(self._c.fingerprint_key, "node.create", actor, {
             "network_id": network_id, "member_id": member_id, "name": name,
-            "node_type": node_type.value, "resource_class": resource_class.value})
+            "node_type": node_type.value, "resource_class": resource_class.value,
+            **({"external": True, "api_endpoint": api_endpoint} if external else {})})
         runtime = self._c.runtime
         runtime.start()
         with self._c.transaction() as db:
@@ -156,16 +177,24 @@ class NodeService:
                     raise Conflict(f"a chain has at most {MAX_VALIDATORS} validators",
                                    code="config_not_allowed")
                 _approvers(db, actor, network, member)  # refuse early, before any row
-            ports = runtime.allocate_ports(db, 1 if peer else 2)
-            host = self._c.settings.node_host
-            node = Node(id=new_id("nd"), network_id=network_id, member_id=member_id,
-                        tenant_id=actor.tenant_id, name=name, node_type=node_type,
-                        resource_class=resource_class, status=NodeStatus.CREATING,
-                        provisioner=Provisioner.LOCAL,
-                        api_endpoint=f"http://{host}:{ports[0]}",
-                        p2p_endpoint=None if peer else f"{host}:{ports[1]}",
-                        client_token=client_token,
-                        request_sha256=fp if client_token else None)
+            if external:
+                assert api_endpoint is not None
+                check_endpoint_free(db, network_id, api_endpoint)
+                node = new_external_peer(actor, network_id, member_id, name, api_endpoint)
+                node.resource_class = resource_class
+                node.client_token = client_token
+                node.request_sha256 = fp if client_token else None
+            else:
+                ports = runtime.allocate_ports(db, 1 if peer else 2)
+                host = self._c.settings.node_host
+                node = Node(id=new_id("nd"), network_id=network_id, member_id=member_id,
+                            tenant_id=actor.tenant_id, name=name, node_type=node_type,
+                            resource_class=resource_class, status=NodeStatus.CREATING,
+                            provisioner=Provisioner.LOCAL,
+                            api_endpoint=f"http://{host}:{ports[0]}",
+                            p2p_endpoint=None if peer else f"{host}:{ports[1]}",
+                            client_token=client_token,
+                            request_sha256=fp if client_token else None)
             try:
                 with db.begin_nested():
                     db.add(node)
@@ -177,7 +206,9 @@ class NodeService:
                 raise Conflict(f"network {network_id} already has a node named "
                                f"{name!r}") from None
             self._c.audit.record(db, actor, "node.create", node.id)
-        if peer:
+        if external:  # its member runs it from a join bundle; its health is polled
+            pass
+        elif peer:
             self._start_peer(node.id)
         else:
             self._join(actor, node.id)
@@ -272,10 +303,15 @@ class NodeService:
             node = own_node(db, actor.tenant_id, network_id, member_id, node_id)
             node.status = NodeStatus.DELETING
             self._c.audit.record(db, actor, "node.delete", node.id)
-        runtime.unprovision(node_id)
+            external = node.provisioner is Provisioner.EXTERNAL
+            revoked = external and self._c.external_nodes.retire(db, node)
+        if not external:
+            runtime.unprovision(node_id)
         with self._c.transaction() as db:
             node = own_node(db, actor.tenant_id, network_id, member_id, node_id)
             node.status = NodeStatus.DELETED
+        if revoked:
+            self._c.external_nodes.publish_crl(member_id)
 
     def _leave(self, actor: Actor, node_id: str) -> None:
         """Remove the node from the chain's validators; raise when the chain refuses or

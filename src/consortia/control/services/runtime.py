@@ -37,8 +37,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import select
 
-from consortia.control.provision.base import NodeState, Provisioner, StatusChange
+from consortia.control.provision.base import NodeState, StatusChange
 from consortia.control.provision.base import NodeStatus as ProvStatus
+from consortia.control.provision.base import Provisioner as NodeProvisioner
 from consortia.control.services.chains import (
     GONE,
     ChainFiles,
@@ -49,7 +50,8 @@ from consortia.control.services.chains import (
     settle_network,
     validators_of,
 )
-from consortia.control.store.enums import NodeHealth, NodeStatus, ResourceStatus
+from consortia.control.services.external_health import ExternalHealth, Target, http_probe
+from consortia.control.store.enums import NodeHealth, NodeStatus, Provisioner, ResourceStatus
 from consortia.control.store.models import Channel, Member, Network, Node
 from consortia.crypto import CryptoError
 from consortia.sdk.client import NodeClient
@@ -108,7 +110,7 @@ class HttpNodeGateway:
 
 
 class ChainRuntime:
-    def __init__(self, control: Control, provisioner: Provisioner, gateway: NodeGateway,
+    def __init__(self, control: Control, provisioner: NodeProvisioner, gateway: NodeGateway,
                  files: ChainFiles) -> None:
         self._c = control
         self.provisioner = provisioner
@@ -126,6 +128,11 @@ class ChainRuntime:
         """Ports handed out, with when: they protect a create between its allocation and
         its row's commit, after which the database query sees the port."""
         self._rng = random.Random()  # noqa: S311 - where to start looking for a free port
+        settings = control.settings
+        self.external = ExternalHealth(self._external_targets, self._observe,
+                                       http_probe(settings.external_probe_timeout_seconds),
+                                       settings.external_poll_seconds)
+        """Statuses of the nodes members run themselves (ADR 0019)."""
 
     # --- lifetime --------------------------------------------------------------------------
 
@@ -143,6 +150,7 @@ class ChainRuntime:
             states = self.provisioner.open()
             self._started = True
             self._reconcile(states)
+            self.external.start()
 
     def close(self, *, stop_nodes: bool = False) -> None:
         """Stop reporting and supervising; nodes keep running for the next ``start`` to
@@ -151,6 +159,7 @@ class ChainRuntime:
             if not self._started:
                 return
             self._started = False
+            self.external.close()
             if self._unsubscribe is not None:
                 self._unsubscribe()
         try:
@@ -259,6 +268,18 @@ class ChainRuntime:
                         return picked
         raise Unavailable(f"no {count} free ports left in {first}..{last - 1} on {host}")
 
+    def poll_external(self) -> None:
+        """One round of external nodes' health probes, reported like the provisioner's
+        (``flush`` to see them in the database)."""
+        self.start()
+        self.external.poll_once()
+
+    def _external_targets(self) -> list[Target]:
+        with self._c.transaction() as db:
+            return [Target(n.id, n.api_endpoint, n.status) for n in db.scalars(
+                select(Node).where(Node.provisioner == Provisioner.EXTERNAL,
+                                   Node.status.not_in(GONE))) if n.api_endpoint]
+
     # --- status handoff --------------------------------------------------------------------
 
     def _observe(self, change: StatusChange) -> None:
@@ -303,10 +324,12 @@ class ChainRuntime:
     def _reconcile(self, states: list[NodeState]) -> None:
         known = {s.spec.node_id: s for s in states}
         with self._c.transaction() as db:
-            rows = [(n.id, n.status) for n in db.scalars(
+            rows = [(n.id, n.status, n.provisioner) for n in db.scalars(
                 select(Node).where(Node.status != NodeStatus.DELETED))]
-        for node_id, status in rows:
+        for node_id, status, provisioner in rows:
             state = known.get(node_id)
+            if status is not NodeStatus.DELETING and provisioner is Provisioner.EXTERNAL:
+                continue  # run by its member: its health poller reports on it
             if status is NodeStatus.DELETING:  # an interrupted deletion: finish it
                 if state is not None:
                     self.unprovision(node_id)

@@ -358,6 +358,13 @@ class ControlClient(CaCalls):
         self._delete(f"{self._nodes(network_id, member_id)}/{node_id}",
                      confirm_name=confirm_name)
 
+    def download_join_bundle(self, network_id: str, member_id: str, node_id: str,
+                             passphrase: str) -> bytes:
+        """An external node's join bundle, its key sealed under ``passphrase``; each call
+        issues a new identity and revokes the previous one (ADR 0019)."""
+        return self.request("POST", f"{self._nodes(network_id, member_id)}/{node_id}"
+                            "/join-bundle", json={"passphrase": passphrase}).content
+
     # --- proposals, votes, invitations ---------------------------------------------------
 
     def create_proposal(self, network_id: str, member_id: str, action: str, *,

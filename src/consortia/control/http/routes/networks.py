@@ -181,9 +181,11 @@ def create_node(network_id: NetworkId, member_id: MemberId, body: schemas.NodeCr
     """Adds a validator to an AVAILABLE raft or pbft chain: a configuration change approved
     by a majority of the organizations' admins, then its process. Answers once the change
     committed and the process started (CREATING; AVAILABLE once it has caught up), or with
-    the node FAILED and the reason."""
+    the node FAILED and the reason. A peer follows the validators; an external peer
+    (``external``, ``api_endpoint``) is run by the member from its join bundle."""
     created = ctl.nodes.create(p.actor, network_id, member_id, name=body.name,
                                node_type=body.node_type, resource_class=body.resource_class,
+                               external=body.external, api_endpoint=body.api_endpoint,
                                client_token=body.client_token)
     return node_out(created.item)
 
@@ -219,3 +221,22 @@ def delete_node(network_id: NetworkId, member_id: MemberId, node_id: NodeId,
     change), then its process is stopped; its row stays DELETED."""
     ctl.nodes.delete(p.actor, network_id, member_id, node_id, confirm_name)
     return Response(status_code=204)
+
+
+@nodes.post("/networks/{network_id}/members/{member_id}/nodes/{node_id}/join-bundle",
+            response_class=Response, summary="Download an external node's join bundle",
+            operation_id="create_join_bundle", responses={
+                **CHANGES, 200: {"content": {"application/json": {}},
+                                 "description": "The join bundle (docs/spec/join-bundle.md)."}},
+            openapi_extra=audited("node.join_bundle"))
+def create_join_bundle(network_id: NetworkId, member_id: MemberId, node_id: NodeId,
+                       body: schemas.JoinBundleCreate, p: Principal = Depends(admin),
+                       ctl: Control = Depends(control)) -> Response:
+    """Issues the external node's identity from the member's CA (revoking the one an
+    earlier bundle carried) and answers the bundle, its key sealed under the passphrase
+    given: ``consortia node join BUNDLE`` runs it."""
+    node, bundle = ctl.external_nodes.join_bundle(p.actor, network_id, member_id, node_id,
+                                                  body.passphrase)
+    return Response(bundle, media_type="application/json", headers={
+        "Content-Disposition": f'attachment; filename="{node.name}.join.json"',
+        "Cache-Control": "no-store"})
