@@ -16,28 +16,20 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from consortia.control.provision import LocalProvisioner
-from consortia.control.services.runtime import HttpNodeGateway
 from consortia.crypto import get_suite
 from consortia.identity.csr import make_csr
 from consortia.sdk import Identity, NodeClient, notary, sign
 from consortia.sdk.client import NodeError
-from tests.control_helpers import ControlWorld, make_world
-from tests.integration.test_control_chains import FAST, node_logs, wait_for
+from tests.control_helpers import ControlWorld
+from tests.integration.control_real import node_logs, real_control_world, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[ControlWorld]:
-    data = tmp_path / "data"
-    w = make_world(f"sqlite:///{tmp_path / 'control.sqlite3'}", data_dir=data,
-                   provisioner=LocalProvisioner(data / "provisioner", policy=FAST),
-                   gateway=HttpNodeGateway())
-    try:
+    with real_control_world(tmp_path) as w:
         yield w
-    finally:
-        w.close(stop_nodes=True)
 
 
 def _der(pem: str) -> bytes:

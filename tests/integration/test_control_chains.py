@@ -10,76 +10,31 @@ loopback ports. Waits are on statuses, polled, never on measured durations.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from consortia.control.provision import LocalProvisioner, SupervisionPolicy
-from consortia.control.services import Actor, Control
+from consortia.control.provision import LocalProvisioner
+from consortia.control.services import Control
 from consortia.control.services.runtime import HttpNodeGateway
-from consortia.control.store.enums import UserRole
-from consortia.sdk import Identity, NodeClient, load_genesis, notary, sign, verify_proof
-from consortia.types.config import Role
-from tests.control_helpers import ControlWorld, make_world
+from consortia.sdk import NodeClient, load_genesis, notary, sign, verify_proof
+from tests.control_helpers import ControlWorld
+from tests.integration.control_real import (
+    FAST,
+    client_identity,
+    node_logs,
+    owner,
+    real_control_world,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-FAST = SupervisionPolicy(poll_interval=0.1, health_timeout=2.0, unhealthy_after=3,
-                         start_timeout=45.0, backoff_base=0.05, backoff_cap=0.4,
-                         crash_limit=3, crash_window=300.0, stop_grace=10.0)
-WAIT = 60.0
-"""Longest wait for a status: generous for a loaded machine; never a measured duration."""
-
-
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[ControlWorld]:
-    data = tmp_path / "data"
-    w = make_world(f"sqlite:///{tmp_path / 'control.sqlite3'}", data_dir=data,
-                   provisioner=LocalProvisioner(data / "provisioner", policy=FAST),
-                   gateway=HttpNodeGateway())
-    try:
+    with real_control_world(tmp_path) as w:
         yield w
-    finally:
-        w.close(stop_nodes=True)
-
-
-def wait_for(get: Callable[[], dict[str, Any]], done: Callable[[dict[str, Any]], bool],
-             what: str, logs: Callable[[], str] = lambda: "") -> dict[str, Any]:
-    deadline = time.monotonic() + WAIT
-    while True:
-        doc = get()
-        if done(doc):
-            return doc
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} within {WAIT:.0f} s: {doc}\n{logs()}")
-        time.sleep(0.1)
-
-
-def owner(world: ControlWorld, tenant: str = "acme") -> Actor:
-    made = world.tenants[tenant]
-    return Actor(tenant_id=made.tenant.id, user_id=made.owner.id, role=UserRole.OWNER,
-                 request_id="test")
-
-
-def client_identity(world: ControlWorld, net: dict[str, Any], name: str) -> Identity:
-    """A client of the member, issued in process by its CA (the CA API comes later)."""
-    ca = world.control.members.certificate_authority(owner(world), net["id"],
-                                                     net["member"]["id"])
-    key, cert = ca.issue_identity(name, Role.CLIENT)
-    from consortia.identity.ca import cert_der
-
-    return Identity(key, cert_der(cert), ca.cert_der)
-
-
-def node_logs(world: ControlWorld, net_id: str) -> str:
-    assert world.settings.data_dir is not None
-    out = []
-    for log in sorted((world.settings.data_dir / "networks" / net_id).glob("nodes/*/node.log")):
-        out.append(f"--- {log.parent.name} ---\n{log.read_text(errors='replace')[-3000:]}")
-    return "\n".join(out)
 
 
 def test_a_network_made_through_the_api_runs_and_notarizes(world: ControlWorld) -> None:

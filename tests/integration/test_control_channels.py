@@ -18,14 +18,10 @@ from typing import Any
 
 import pytest
 
-from consortia.control.provision import LocalProvisioner
 from consortia.control.services import Actor
-from consortia.control.services.runtime import HttpNodeGateway
 from consortia.control.store.enums import UserRole
-from consortia.identity.ca import cert_der
 from consortia.sdk import (
     Credentials,
-    Identity,
     NodeClient,
     NodeError,
     load_genesis,
@@ -33,37 +29,23 @@ from consortia.sdk import (
     sign,
     verify_proof,
 )
-from consortia.types.config import Role
-from tests.control_helpers import ControlWorld, make_world
-from tests.integration.test_control_chains import FAST, node_logs, owner, wait_for
+from tests.control_helpers import ControlWorld
+from tests.integration.control_real import (
+    member_client,
+    node_logs,
+    ok,
+    owner,
+    real_control_world,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[ControlWorld]:
-    data = tmp_path / "data"
-    w = make_world(f"sqlite:///{tmp_path / 'control.sqlite3'}", data_dir=data,
-                   provisioner=LocalProvisioner(data / "provisioner", policy=FAST),
-                   gateway=HttpNodeGateway())
-    try:
+    with real_control_world(tmp_path) as w:
         yield w
-    finally:
-        w.close(stop_nodes=True)
-
-
-def ok(r: Any, status: int = 201) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    out: dict[str, Any] = r.json()
-    return out
-
-
-def client_of(world: ControlWorld, actor: Actor, net_id: str, member_id: str,
-              name: str) -> Identity:
-    """A client of the member, issued in process by its CA."""
-    ca = world.control.members.certificate_authority(actor, net_id, member_id)
-    key, cert = ca.issue_identity(name, Role.CLIENT)
-    return Identity(key, cert_der(cert), ca.cert_der)
 
 
 def channel_logs(world: ControlWorld, net_id: str, channel_id: str) -> str:
@@ -131,8 +113,8 @@ def test_a_channel_among_two_members_takes_their_clients_and_refuses_a_third(
     with world.client(initech) as c:
         assert c.get(cpath).status_code == 404
 
-    bob = client_of(world, owner(world, "globex"), net["id"], globex_member["id"], "bob")
-    ivy = client_of(world, initech_owner, net["id"], initech_member["id"], "ivy")
+    bob = member_client(world, owner(world, "globex"), net["id"], globex_member["id"], "bob")
+    ivy = member_client(world, initech_owner, net["id"], initech_member["id"], "ivy")
     with NodeClient(node["api_endpoint"], timeout=30) as nc:
         chain = nc.chain_info()
         assert chain["config"]["chain_id"] == channel["id"]

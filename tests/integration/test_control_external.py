@@ -19,13 +19,16 @@ from typing import Any
 
 import pytest
 
-from consortia.control.provision import LocalProvisioner
-from consortia.control.services.runtime import HttpNodeGateway
 from consortia.sdk import NodeClient, notary, sign
 from consortia.sdk.bundle import PASSPHRASE_ENV
-from tests.control_helpers import ControlWorld, make_world
+from tests.control_helpers import ControlWorld
+from tests.integration.control_real import (
+    client_identity,
+    node_logs,
+    real_control_world,
+    wait_for,
+)
 from tests.integration.helpers import free_port
-from tests.integration.test_control_chains import FAST, client_identity, node_logs, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -34,15 +37,9 @@ PASS = "external peer passphrase"
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[ControlWorld]:
-    data = tmp_path / "data"
-    w = make_world(f"sqlite:///{tmp_path / 'control.sqlite3'}", data_dir=data,
-                   provisioner=LocalProvisioner(data / "provisioner", policy=FAST),
-                   gateway=HttpNodeGateway(), external_poll_seconds=0.2,
-                   external_probe_timeout_seconds=2)
-    try:
+    with real_control_world(tmp_path, external_poll_seconds=0.2,
+                            external_probe_timeout_seconds=2) as w:
         yield w
-    finally:
-        w.close(stop_nodes=True)
 
 
 def _consortia() -> list[str]:

@@ -13,15 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from consortia.control.provision import LocalProvisioner
-from consortia.control.services.runtime import HttpNodeGateway
-from consortia.identity.ca import cert_der
 from consortia.sdk import (
-    Identity,
     NodeClient,
     NodeError,
     load_genesis,
@@ -29,37 +24,23 @@ from consortia.sdk import (
     sign,
     verify_proof,
 )
-from consortia.types.config import Role
-from tests.control_helpers import ControlWorld, make_world
-from tests.integration.test_control_chains import FAST, node_logs, owner, wait_for
+from tests.control_helpers import ControlWorld
+from tests.integration.control_real import (
+    member_client,
+    node_logs,
+    ok,
+    owner,
+    real_control_world,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[ControlWorld]:
-    data = tmp_path / "data"
-    w = make_world(f"sqlite:///{tmp_path / 'control.sqlite3'}", data_dir=data,
-                   provisioner=LocalProvisioner(data / "provisioner", policy=FAST),
-                   gateway=HttpNodeGateway())
-    try:
+    with real_control_world(tmp_path) as w:
         yield w
-    finally:
-        w.close(stop_nodes=True)
-
-
-def ok(r: Any, status: int = 201) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    out: dict[str, Any] = r.json()
-    return out
-
-
-def client_of(world: ControlWorld, tenant: str, net_id: str, member_id: str,
-              name: str) -> Identity:
-    """A client of the member, issued in process by its CA."""
-    ca = world.control.members.certificate_authority(owner(world, tenant), net_id, member_id)
-    key, cert = ca.issue_identity(name, Role.CLIENT)
-    return Identity(key, cert_der(cert), ca.cert_der)
 
 
 def test_invite_vote_join_transact_then_remove_by_vote(world: ControlWorld) -> None:
@@ -96,7 +77,7 @@ def test_invite_vote_join_transact_then_remove_by_vote(world: ControlWorld) -> N
                         lambda: node_logs(world, net["id"]))
     assert genesis.config.policies.membership.percentage == 50
 
-    bob = client_of(world, "globex", net["id"], member["id"], "bob")
+    bob = member_client(world, owner(world, "globex"), net["id"], member["id"], "bob")
     api = validators[1]["api_endpoint"]
     with NodeClient(peer["api_endpoint"], timeout=30) as nc:  # B's users, through B's node
         info = nc.chain_info()

@@ -16,25 +16,22 @@ from typing import Any
 import httpx
 import pytest
 
-from consortia.control.provision import LocalProvisioner
-from consortia.control.services.runtime import HttpNodeGateway
 from consortia.sdk import NodeClient, load_genesis, notary, sign, verify_proof
-from tests.control_helpers import ControlWorld, make_world
-from tests.integration.test_control_chains import FAST, client_identity, node_logs, wait_for
+from tests.control_helpers import ControlWorld
+from tests.integration.control_real import (
+    client_identity,
+    node_logs,
+    real_control_world,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[ControlWorld]:
-    data = tmp_path / "data"
-    w = make_world(f"sqlite:///{tmp_path / 'control.sqlite3'}", data_dir=data,
-                   provisioner=LocalProvisioner(data / "provisioner", policy=FAST),
-                   gateway=HttpNodeGateway())
-    try:
+    with real_control_world(tmp_path) as w:
         yield w
-    finally:
-        w.close(stop_nodes=True)
 
 
 def _answers(url: str) -> bool:
