@@ -44,7 +44,8 @@ from consortia.node.bodies import split_bin_array
 from consortia.node.chain import Chain
 from consortia.node.follow import Applied, BlockVerifier, Outcome
 from consortia.node.metrics import NodeMetrics
-from consortia.node.service import HeightWatch, Receipt, now_ms
+from consortia.node.receipts import Receipt, ReceiptWaiters
+from consortia.node.service import HeightWatch, now_ms
 from consortia.node.settings import NodeSettings
 from consortia.txpool.admission import Admission
 from consortia.types.config import Role
@@ -153,7 +154,7 @@ class PeerNode:
         self._verify = ThreadPoolExecutor(settings.pool.verify_threads,
                                           thread_name_prefix="verify")
         self._commit = ThreadPoolExecutor(1, thread_name_prefix="commit")
-        self._waiters: dict[bytes, list[asyncio.Future[Receipt]]] = {}
+        self._receipts = ReceiptWaiters()
         self._forwarded: OrderedDict[bytes, float] = OrderedDict()
         self._client: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
@@ -286,24 +287,13 @@ class PeerNode:
         m.tx_committed.labels("valid").inc(len(a.txs) - invalid)
         if invalid:
             m.tx_committed.labels("invalid").inc(invalid)
-        for i, tx in enumerate(a.txs):
+        for tx in a.txs:
             self._forwarded.pop(tx.id, None)
-            waiters = self._waiters.pop(tx.id, None)
-            if waiters:
-                r = a.results[i]
-                receipt = Receipt(tx.id, "committed" if not r.code else "invalid", a.height,
-                                  i, r.code)
-                for fut in waiters:
-                    if not fut.done():
-                        fut.set_result(receipt)
+        self._receipts.committed(a.height, a.txs, a.results)
 
     def _fail(self) -> None:
         self.failed = True
-        for waiters in self._waiters.values():
-            for fut in waiters:
-                if not fut.done():
-                    fut.set_exception(Unavailable("the peer failed and is stopping"))
-        self._waiters.clear()
+        self._receipts.fail("the peer failed and is stopping")
         os.kill(os.getpid(), signal.SIGTERM)
 
     # -- submission --------------------------------------------------------------------------
@@ -429,33 +419,14 @@ class PeerNode:
 
     async def wait_for(self, txids: Sequence[bytes], timeout: float) -> list[Receipt]:
         """Receipts of ``txids`` once this peer stored them, or as they stand at ``timeout``."""
-        loop = asyncio.get_running_loop()
-        futs: list[asyncio.Future[Receipt]] = []
-        for txid in txids:
-            fut: asyncio.Future[Receipt] = loop.create_future()
-            row = self.store.tx(txid)
-            if row is not None:
-                fut.set_result(Receipt.of(row))
-            else:
-                self._waiters.setdefault(txid, []).append(fut)
-            futs.append(fut)
-        if futs:
-            await asyncio.wait(futs, timeout=timeout)
+        receipts = await self._receipts.wait(txids, timeout, self._stored, self.receipt)
         if self.failed:
             raise Unavailable("the peer failed and is stopping; ask again after it restarts")
-        out = []
-        for txid, fut in zip(txids, futs, strict=True):
-            if fut.done():
-                out.append(fut.result())
-                continue
-            fut.cancel()
-            waiters = self._waiters.get(txid)
-            if waiters is not None and fut in waiters:
-                waiters.remove(fut)
-                if not waiters:
-                    del self._waiters[txid]
-            out.append(self.receipt(txid))
-        return out
+        return receipts
+
+    def _stored(self, txid: bytes) -> Receipt | None:
+        row = self.store.tx(txid)
+        return None if row is None else Receipt.of(row)
 
     def receipt(self, txid: bytes) -> Receipt:
         row = self.store.tx(txid)

@@ -34,9 +34,10 @@ from consortia.consensus.solo import Solo
 from consortia.identity.keystore import FileKeystore
 from consortia.ledger.genesis import load_genesis
 from consortia.ledger.proof import build_proof
-from consortia.ledger.store import LedgerStore, StoredTx
+from consortia.ledger.store import LedgerStore
 from consortia.node.chain import Chain, check_validator_identity
 from consortia.node.metrics import NodeMetrics
+from consortia.node.receipts import Receipt, ReceiptWaiters
 from consortia.node.replica import ReplicaNodeSupport
 from consortia.node.replication import Replication
 from consortia.node.settings import NodeSettings
@@ -58,25 +59,6 @@ log = logging.getLogger("consortia.node")
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-@dataclass(frozen=True)
-class Receipt:
-    tx_id: bytes
-    status: str
-    """pending | committed | invalid"""
-    height: int | None = None
-    index: int | None = None
-    code: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"tx_id": self.tx_id.hex(), "status": self.status, "height": self.height,
-                "index": self.index, "error": self.code or None}
-
-    @staticmethod
-    def of(row: StoredTx) -> Receipt:
-        return Receipt(row.txid, "committed" if row.result.code == "" else "invalid",
-                       row.height, row.index, row.result.code)
 
 
 class HeightWatch:
@@ -152,7 +134,7 @@ class Node:
         self._verify = ThreadPoolExecutor(settings.pool.verify_threads,
                                           thread_name_prefix="verify")
         self._commit = ThreadPoolExecutor(1, thread_name_prefix="commit")
-        self._waiters: dict[bytes, list[asyncio.Future[Receipt]]] = {}
+        self._receipts = ReceiptWaiters()
         self._arrived: asyncio.Event | None = None
         self._first_arrival: float | None = None
         self._task: asyncio.Task[None] | None = None
@@ -240,33 +222,14 @@ class Node:
 
     async def wait_for(self, txids: Sequence[bytes], timeout: float) -> list[Receipt]:
         """Receipts of ``txids`` once committed, or as they stand when ``timeout`` expires."""
-        loop = asyncio.get_running_loop()
-        futs: list[asyncio.Future[Receipt]] = []
-        for txid in txids:
-            fut: asyncio.Future[Receipt] = loop.create_future()
-            row = self.store.tx(txid) if not self.pool.contains(txid) else None
-            if row is not None:
-                fut.set_result(Receipt.of(row))
-            else:
-                self._waiters.setdefault(txid, []).append(fut)
-            futs.append(fut)
-        if futs:
-            await asyncio.wait(futs, timeout=timeout)
+        receipts = await self._receipts.wait(txids, timeout, self._stored, self.receipt)
         if self.failed:
             raise Unavailable("the node failed and is stopping; resubmit after it restarts")
-        out = []
-        for txid, fut in zip(txids, futs, strict=True):
-            if fut.done():
-                out.append(fut.result())
-            else:
-                fut.cancel()
-                waiters = self._waiters.get(txid)
-                if waiters is not None and fut in waiters:
-                    waiters.remove(fut)
-                    if not waiters:
-                        del self._waiters[txid]
-                out.append(self.receipt(txid))
-        return out
+        return receipts
+
+    def _stored(self, txid: bytes) -> Receipt | None:
+        row = self.store.tx(txid) if not self.pool.contains(txid) else None
+        return None if row is None else Receipt.of(row)
 
     def receipt(self, txid: bytes) -> Receipt:
         row = self.store.tx(txid)
@@ -349,13 +312,8 @@ class Node:
 
     def _fail(self) -> None:
         self.failed = True
-        for waiters in self._waiters.values():
-            for fut in waiters:
-                if not fut.done():
-                    fut.set_exception(Unavailable(
-                        "the node failed before committing this transaction; "
-                        "it stops now — resubmit after it restarts"))
-        self._waiters.clear()
+        self._receipts.fail("the node failed before committing this transaction; it stops "
+                            "now — resubmit after it restarts")
         os.kill(os.getpid(), signal.SIGTERM)
 
     async def _admit_gossip(self, envelopes: list[bytes]) -> None:
@@ -408,15 +366,7 @@ class Node:
         return _Committed(block.header.height, batch, results, lost, new_config is not None)
 
     def _notify(self, height: int, batch: Sequence[Tx], results: list[Result]) -> None:
-        for i, tx in enumerate(batch):
-            waiters = self._waiters.pop(tx.id, None)
-            if waiters:
-                r = results[i]
-                receipt = Receipt(tx.id, "committed" if not r.code else "invalid", height, i,
-                                  r.code)
-                for fut in waiters:
-                    if not fut.done():
-                        fut.set_result(receipt)
+        self._receipts.committed(height, batch, results)
 
     # -- views -------------------------------------------------------------------------------
 
