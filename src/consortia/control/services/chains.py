@@ -29,6 +29,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
@@ -38,7 +39,7 @@ from consortia.control.auth.keys import MEMBER_CA_KEY, SecretBox
 from consortia.control.provision.base import NodeSpec
 from consortia.control.store.enums import NodeStatus, NodeType, ResourceStatus
 from consortia.control.store.models import Channel, Member, Network, Node
-from consortia.crypto import get_suite
+from consortia.crypto import CryptoError, get_suite
 from consortia.identity.ca import CertificateAuthority, cert_der
 from consortia.sdk.identity import Identity
 from consortia.sdk.network import write_genesis, write_node_config, write_node_identity
@@ -55,6 +56,7 @@ from consortia.types.config import (
     Role,
     ValidatorConfig,
 )
+from consortia.types.errors import ConsortiaError
 from consortia.types.tx import ValidatorUpdate
 
 CA_SUITE = "p256-sha256"
@@ -178,7 +180,7 @@ class ChainFiles:
             peers = {o.id: o.p2p_endpoint for o in validators
                      if o is not node and o.p2p_endpoint is not None}
             certs[node.id] = self.write_validator(ca, node, host, peers)
-        orgs = tuple(OrgConfig(m.org_id, ca.cert_der if m.id == founder.id else _ca_der(m))
+        orgs = tuple(OrgConfig(m.org_id, ca.cert_der if m.id == founder.id else member_ca_der(m))
                      for m in members)
         config = ChainConfig(
             chain_id=chain_id, profile=Profile.ANT, suite=CA_SUITE,
@@ -193,7 +195,8 @@ class ChainFiles:
         return genesis.hash.hex()
 
 
-def _ca_der(member: Member) -> bytes:
+def member_ca_der(member: Member) -> bytes:
+    """The member's CA certificate, DER (as a chain configuration carries it)."""
     if member.ca_certificate_pem is None:
         raise ValueError(f"member {member.id} has no CA")
     return x509.load_pem_x509_certificate(member.ca_certificate_pem.encode("ascii")
@@ -220,6 +223,20 @@ def validator_change(admins: list[Identity], chain_id: str, op: str, node: Node,
     update = ValidatorUpdate(op, node.id, org_id, cert if op == "add" else b"",
                              endpoint, sequence)
     return validator_update(admins, chain_id, update)
+
+
+# --- talking to chains ---------------------------------------------------------------------
+
+
+CHAIN_ERRORS = (ConsortiaError, CryptoError, OSError, ValueError, KeyError, httpx.HTTPError)
+"""What writing a node's files, opening a member's CA and talking to a node can raise."""
+
+
+def why(exc: BaseException) -> str:
+    """``code: message`` of a project error, ``Class: text`` of any other: for reasons."""
+    if isinstance(exc, ConsortiaError):
+        return f"{exc.code}: {exc.message}"
+    return f"{exc.__class__.__name__}: {exc}"
 
 
 # --- statuses ------------------------------------------------------------------------------

@@ -36,17 +36,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import httpx
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from consortia.control.services.chains import (
+    CHAIN_ERRORS,
     GONE,
     admin_identity,
     open_member_ca,
     validator_change,
     validators_of,
+    why,
 )
 from consortia.control.services.context import (
     Actor,
@@ -75,13 +76,11 @@ from consortia.control.store.enums import (
     UserRole,
 )
 from consortia.control.store.models import Member, Network, Node
-from consortia.crypto import CryptoError
 from consortia.sdk.identity import Identity
 from consortia.sdk.tx import SignedTx
 from consortia.types.config import MAX_VALIDATORS
 from consortia.types.errors import (
     Conflict,
-    ConsortiaError,
     InvalidRequest,
     Unavailable,
 )
@@ -89,8 +88,6 @@ from consortia.types.errors import (
 if TYPE_CHECKING:
     from consortia.control.services.control import Control
 
-_CHAIN_ERRORS = (ConsortiaError, CryptoError, OSError, ValueError, KeyError, httpx.HTTPError)
-"""What writing a node's files and talking to a node can raise."""
 
 
 @dataclass(frozen=True)
@@ -233,12 +230,12 @@ class NodeService:
                 assert row is not None
                 row.provisioner_ref = node_id
             runtime.provision(change.node)
-        except _CHAIN_ERRORS as exc:
+        except CHAIN_ERRORS as exc:
             with self._c.transaction() as db:
                 row = db.get(Node, node_id)
                 if row is not None and row.status not in GONE:
                     row.status = NodeStatus.FAILED
-                    row.status_reason = f"could not join the chain: {_why(exc)}"[:1024]
+                    row.status_reason = f"could not join the chain: {why(exc)}"[:1024]
 
     def _start_peer(self, node_id: str) -> None:
         """Issue the peer's identity, write its directory following the network's
@@ -261,12 +258,12 @@ class NodeService:
             ca = open_member_ca(self._c.box, member)
             runtime.files.write_peer(ca, node, self._c.settings.node_host, urls)
             runtime.provision(node)
-        except _CHAIN_ERRORS as exc:
+        except CHAIN_ERRORS as exc:
             with self._c.transaction() as db:
                 row = db.get(Node, node_id)
                 if row is not None and row.status not in GONE:
                     row.status = NodeStatus.FAILED
-                    row.status_reason = f"could not start the peer: {_why(exc)}"[:1024]
+                    row.status_reason = f"could not start the peer: {why(exc)}"[:1024]
 
     # --- delete ----------------------------------------------------------------------------
 
@@ -322,8 +319,8 @@ class NodeService:
             tx = self._signed(change, "remove", b"")
             receipt = runtime.gateway.commit(change.target, tx,
                                              timeout=self._c.settings.chain_timeout_seconds)
-        except _CHAIN_ERRORS as exc:
-            raise Unavailable(f"could not remove the validator from the chain: {_why(exc)}",
+        except CHAIN_ERRORS as exc:
+            raise Unavailable(f"could not remove the validator from the chain: {why(exc)}",
                               code="chain_unavailable") from None
         status = receipt.get("status")
         if status == "committed" or receipt.get("error") == "unknown_validator":
@@ -406,8 +403,3 @@ def _not_committed(tx: SignedTx, receipt: dict[str, object]) -> str:
     return (f"the validator change (transaction {tx.id_hex}) did not commit: {status}"
             + (f" ({error})" if error else ""))
 
-
-def _why(exc: BaseException) -> str:
-    if isinstance(exc, ConsortiaError):
-        return f"{exc.code}: {exc.message}"
-    return f"{exc.__class__.__name__}: {exc}"

@@ -25,29 +25,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from sqlalchemy.orm import Session
 
 from consortia.control.services.chains import (
+    CHAIN_ERRORS,
     admin_identity,
+    member_ca_der,
     open_member_ca,
     validator_change,
     validators_of,
+    why,
 )
 from consortia.control.store.enums import NodeStatus
 from consortia.control.store.models import Member, Network, Node
-from consortia.crypto import CryptoError
 from consortia.sdk.client import NodeError
+from consortia.sdk.identity import Identity
 from consortia.sdk.tx import SignedTx, org_update
-from consortia.types.errors import Conflict, ConsortiaError, Unavailable
+from consortia.types.errors import Conflict, Unavailable
 from consortia.types.tx import OrgUpdate
 
 if TYPE_CHECKING:
     from consortia.control.services.control import Control
 
-_CHAIN_ERRORS = (ConsortiaError, CryptoError, OSError, ValueError, KeyError, httpx.HTTPError)
 
 
 @dataclass(frozen=True)
@@ -92,9 +91,9 @@ def _commit(control: Control, target: _Target, build: Callable[[int], SignedTx],
         if 400 <= exc.status < 500 and exc.status != 429:
             raise Conflict(f"could not {what}: the chain refused it ({exc.code}: "
                            f"{exc.message})", code="org_change_refused") from None
-        raise Unavailable(f"could not {what}: {_why(exc)}", code="chain_unavailable") from None
-    except _CHAIN_ERRORS as exc:
-        raise Unavailable(f"could not {what}: {_why(exc)}", code="chain_unavailable") from None
+        raise Unavailable(f"could not {what}: {why(exc)}", code="chain_unavailable") from None
+    except CHAIN_ERRORS as exc:
+        raise Unavailable(f"could not {what}: {why(exc)}", code="chain_unavailable") from None
     status, error = receipt.get("status"), receipt.get("error")
     if status == "committed" or (done_when is not None and error == done_when):
         return
@@ -105,6 +104,15 @@ def _commit(control: Control, target: _Target, build: Callable[[int], SignedTx],
     raise Conflict(message, code="org_change_refused")
 
 
+def _admins(control: Control, approvers: list[Member]) -> list[Identity]:
+    """One admin identity per approving member, issued from its CA for this change."""
+    try:
+        return [admin_identity(open_member_ca(control.box, m)) for m in approvers]
+    except CHAIN_ERRORS as exc:
+        raise Unavailable(f"could not open the approving members' CAs: {why(exc)}",
+                          code="chain_unavailable") from None
+
+
 def add_organization(control: Control, network_id: str, member_id: str,
                      approver_ids: list[str]) -> None:
     """Add member ``member_id``'s organization (its CA) to the chain, signed for the
@@ -112,15 +120,10 @@ def add_organization(control: Control, network_id: str, member_id: str,
     with control.transaction() as db:
         target = _target(db, network_id, approver_ids)
         member = db.get(Member, member_id)
-        assert member is not None and member.ca_certificate_pem is not None
-        ca_der = x509.load_pem_x509_certificate(member.ca_certificate_pem.encode()
-                                                ).public_bytes(serialization.Encoding.DER)
+        assert member is not None
+        ca_der = member_ca_der(member)
         org_id = member.org_id
-    try:
-        admins = [admin_identity(open_member_ca(control.box, m)) for m in target.approvers]
-    except _CHAIN_ERRORS as exc:
-        raise Unavailable(f"could not open the approving members' CAs: {_why(exc)}",
-                          code="chain_unavailable") from None
+    admins = _admins(control, target.approvers)
     _commit(control, target,
             lambda seq: org_update(admins, target.chain_id,
                                    OrgUpdate("add", org_id, ca_der, seq)),
@@ -143,11 +146,7 @@ def remove_organization(control: Control, network_id: str, member_id: str,
             raise Conflict(f"member {member_id} runs every validator of the chain: the "
                            "others must add validators before it can leave",
                            code="org_change_refused")
-    try:
-        admins = [admin_identity(open_member_ca(control.box, m)) for m in target.approvers]
-    except _CHAIN_ERRORS as exc:
-        raise Unavailable(f"could not open the approving members' CAs: {_why(exc)}",
-                          code="chain_unavailable") from None
+    admins = _admins(control, target.approvers)
     for node in leaving:
         if node.provisioner_ref is None:
             continue  # never joined the chain
@@ -164,12 +163,6 @@ def remove_organization(control: Control, network_id: str, member_id: str,
     return [n.id for n in leaving]
 
 
-def _why(exc: BaseException) -> str:
-    if isinstance(exc, ConsortiaError):
-        return f"{exc.code}: {exc.message}"
-    return f"{exc.__class__.__name__}: {exc}"
-
-
 def change_channel_organization(control: Control, chain_id: str, api_url: str,
                                 approvers: list[Member], op: str, member: Member) -> None:
     """Add (``op="add"``, with its CA certificate) or remove ``member``'s organization on a
@@ -179,16 +172,8 @@ def change_channel_organization(control: Control, chain_id: str, api_url: str,
     if not approvers:
         raise Conflict("no member of the channel can sign the change",
                        code="org_change_refused")
-    ca_der = b""
-    if op == "add":
-        assert member.ca_certificate_pem is not None
-        ca_der = x509.load_pem_x509_certificate(member.ca_certificate_pem.encode()
-                                                ).public_bytes(serialization.Encoding.DER)
-    try:
-        admins = [admin_identity(open_member_ca(control.box, m)) for m in approvers]
-    except _CHAIN_ERRORS as exc:
-        raise Unavailable(f"could not open the approving members' CAs: {_why(exc)}",
-                          code="chain_unavailable") from None
+    ca_der = member_ca_der(member) if op == "add" else b""
+    admins = _admins(control, approvers)
     org_id = member.org_id
     where = "to" if op == "add" else "from"
     _commit(control, _Target(chain_id, api_url, approvers),
