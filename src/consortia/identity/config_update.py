@@ -6,6 +6,8 @@ verifier rebuilds exactly the configuration the validators used.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from consortia.identity.membership import Membership, check_ca_certificate, load_crl
 from consortia.types.config import (
     MAX_ORGS,
@@ -16,7 +18,15 @@ from consortia.types.config import (
     ValidatorConfig,
 )
 from consortia.types.errors import ConfigError, Unauthorized
-from consortia.types.tx import ConfigBody, CrlUpdate, OrgUpdate, Payload, ValidatorUpdate
+from consortia.types.evm_config import AccountBinding
+from consortia.types.tx import (
+    AccountUpdate,
+    ConfigBody,
+    CrlUpdate,
+    OrgUpdate,
+    Payload,
+    ValidatorUpdate,
+)
 
 
 def apply(config: ChainConfig, membership: Membership, signer_cert: bytes,
@@ -42,6 +52,8 @@ def apply(config: ChainConfig, membership: Membership, signer_cert: bytes,
         return _validator_update(config, membership, signer_cert, payload, body)
     if isinstance(body, OrgUpdate):
         return _org_update(config, membership, signer_cert, payload, body)
+    if isinstance(body, AccountUpdate):
+        return _account_update(config, membership, signer_cert, payload, body)
     if isinstance(body, ConfigBody):
         raise ConfigError("full configuration replacement is only valid at genesis",
                           code="config_not_allowed")
@@ -130,8 +142,12 @@ def _org_update(config: ChainConfig, membership: Membership, signer_cert: bytes,
         if held:
             raise ConfigError(f"{body.org_id} still runs validators ({', '.join(held)}); "
                               "remove them first", code="org_has_validators")
-        return config.with_organizations(tuple(o for o in config.organizations
-                                               if o.id != body.org_id))
+        without = config.with_organizations(tuple(o for o in config.organizations
+                                                  if o.id != body.org_id))
+        if without.evm is not None:  # a removed organization's accounts go with it
+            without = replace(without, evm=without.evm.with_accounts(tuple(
+                a for a in without.evm.accounts if a.org_id != body.org_id)))
+        return without
     if config.org(body.org_id) is not None:
         raise ConfigError(f"{body.org_id} is an organization already", code="duplicate_org")
     if total >= MAX_ORGS:
@@ -144,4 +160,33 @@ def _org_update(config: ChainConfig, membership: Membership, signer_cert: bytes,
         Membership(updated, membership.suite)  # the new root must load beside the others
     except ConfigError as exc:
         raise ConfigError(exc.message, code="invalid_ca_cert") from exc
+    return updated
+
+
+def _account_update(config: ChainConfig, membership: Membership, signer_cert: bytes,
+                    payload: Payload, body: AccountUpdate) -> ChainConfig:
+    """Bind or unbind an organization's own Ethereum accounts (ADR 0025)."""
+    if config.evm is None:
+        raise ConfigError("only quorum chains bind Ethereum accounts", code="config_not_allowed")
+    signer = membership.validate(signer_cert, (config.policies.config_role,),
+                                 payload.timestamp_ms)
+    if signer.org_id != body.org_id:
+        raise Unauthorized(f"an admin of {signer.org_id} cannot bind {body.org_id}'s accounts",
+                           code="wrong_role")
+    accounts = config.evm.accounts
+    for address in body.addresses:
+        owner = config.evm.org_of(address)
+        if body.op == "add" and owner is not None:
+            raise ConfigError(f"account 0x{address.hex()} is bound to {owner} already",
+                              code="account_bound")
+        if body.op == "remove" and owner != body.org_id:
+            raise ConfigError(f"account 0x{address.hex()} is not bound to {body.org_id}",
+                              code="unknown_account")
+    if body.op == "add":
+        accounts = (*accounts, *(AccountBinding(a, body.org_id) for a in body.addresses))
+    else:
+        gone = set(body.addresses)
+        accounts = tuple(a for a in accounts if a.address not in gone)
+    updated = config.with_evm(config.evm.with_accounts(accounts))
+    updated.validate()
     return updated

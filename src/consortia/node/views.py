@@ -11,6 +11,7 @@ from consortia.ledger.store import RecordRow, StoredBlock, StoredTx
 from consortia.types.block import Certificate, Header
 from consortia.types.errors import ConsortiaError
 from consortia.types.tx import (
+    AccountUpdate,
     CiphertextRecord,
     ContentRecord,
     CrlUpdate,
@@ -81,6 +82,8 @@ def body_view(payload: Payload) -> dict[str, Any]:
         case ValidatorUpdate(op, vid, org_id, _, endpoint, sequence, approvals):
             out.update(op=op, validator_id=vid, org_id=org_id, endpoint=endpoint or None,
                        config_sequence=sequence, approvals=len(approvals))
+        case AccountUpdate(op, org_id, addresses):
+            out.update(op=op, org_id=org_id, addresses=["0x" + a.hex() for a in addresses])
         case OrgUpdate(op, org_id, ca_cert, sequence, approvals):
             out.update(op=op, org_id=org_id, ca_cert_base64=b64(ca_cert) if ca_cert else None,
                        ca_cert_sha256=hashlib.sha256(ca_cert).hexdigest() if ca_cert else None,

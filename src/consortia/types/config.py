@@ -14,9 +14,13 @@ from typing import Any
 
 from consortia.types.codec import Reader, decode, encode
 from consortia.types.errors import ConfigError, Malformed
+from consortia.types.evm_config import EvmConfig
 
-CONFIG_VERSION = 3
-"""3 added ``policies.membership`` (the voting rule of organization changes)."""
+CONFIG_VERSION = 4
+"""3 added ``policies.membership`` (the voting rule of organization changes); 4 added the
+``evm`` section of quorum chains. A configuration without that section still encodes as
+version 3, so the hashes of every chain made before it stay what they were."""
+_NO_EVM_VERSION = 3
 MAX_ORGS = 256
 MAX_VALIDATORS = 256
 MAX_ENDPOINT = 255
@@ -134,6 +138,8 @@ class ChainConfig:
     limits: BlockLimits = field(default_factory=BlockLimits)
     sequence: int = 0
     """Incremented by every configuration change."""
+    evm: EvmConfig | None = None
+    """The EVM section: present exactly on quorum chains."""
 
     def org(self, org_id: str) -> OrgConfig | None:
         for o in self.organizations:
@@ -174,6 +180,9 @@ class ChainConfig:
     def with_validators(self, validators: tuple[ValidatorConfig, ...]) -> ChainConfig:
         return replace(self, validators=validators, sequence=self.sequence + 1)
 
+    def with_evm(self, evm: EvmConfig) -> ChainConfig:
+        return replace(self, evm=evm, sequence=self.sequence + 1)
+
     def validate(self) -> None:
         """Structural rules a configuration must satisfy before it is used."""
         if not self.organizations:
@@ -212,25 +221,34 @@ class ChainConfig:
             raise ConfigError(f"max_block_bytes is at most {MAX_BLOCK_BYTES}")
         if lim.tx_window_ms < 1000:
             raise ConfigError("the transaction acceptance window must be at least 1 s")
+        if (self.profile is Profile.QUORUM) != (self.evm is not None):
+            raise ConfigError("a quorum chain needs an evm section; other profiles have none")
+        if self.evm is not None:
+            self.evm.validate(set(ids))
 
     def encode(self) -> bytes:
         p, lim = self.policies, self.limits
+        evm = [] if self.evm is None else [self.evm.encode_fields()]
+        version = _NO_EVM_VERSION if self.evm is None else CONFIG_VERSION
         return encode([
-            CONFIG_VERSION, self.chain_id, str(self.profile), self.suite, str(self.consensus),
+            version, self.chain_id, str(self.profile), self.suite, str(self.consensus),
             [[o.id, o.ca_cert, o.crl] for o in self.organizations],
             [[v.id, v.org_id, v.cert, v.endpoint] for v in self.validators],
             [[str(r) for r in p.writer_roles], str(p.config_role),
              [p.membership.percentage, str(p.membership.comparator)]],
             [lim.max_block_txs, lim.max_block_bytes, lim.batch_timeout_ms, lim.tx_window_ms,
              lim.max_tx_bytes],
-            self.sequence,
+            self.sequence, *evm,
         ])
 
     @staticmethod
     def decode(data: bytes) -> ChainConfig:
-        r = Reader(decode(data, what="config"), "config", length=10)
-        if r.int_("version") != CONFIG_VERSION:
+        fields = decode(data, what="config")
+        version = fields[0] if isinstance(fields, list) and fields else None
+        if version not in (_NO_EVM_VERSION, CONFIG_VERSION):
             raise Malformed("config.version: unsupported")
+        r = Reader(fields, "config", length=10 if version == _NO_EVM_VERSION else 11)
+        r.int_("version")
         chain_id = r.str_("chain_id", max_len=64, min_len=1)
         try:
             profile = Profile(r.str_("profile", max_len=16))
@@ -270,12 +288,12 @@ class ChainConfig:
                              lr.int_("batch_timeout_ms", lo=1), lr.int_("tx_window_ms", lo=1),
                              lr.int_("max_tx_bytes", lo=1))
         sequence = r.int_("sequence")
+        evm = EvmConfig.read(r.any_("evm"), "config.evm") if version == CONFIG_VERSION else None
         r.end()
-        cfg = ChainConfig(chain_id, profile, suite, consensus, tuple(orgs), tuple(vals),
-                          Policies(writer_roles, config_role,
-                                   MembershipPolicy(percentage, comparator)),
-                          limits, sequence)
-        return cfg
+        return ChainConfig(chain_id, profile, suite, consensus, tuple(orgs), tuple(vals),
+                           Policies(writer_roles, config_role,
+                                    MembershipPolicy(percentage, comparator)),
+                           limits, sequence, evm)
 
     def summary(self) -> dict[str, Any]:
         """A JSON-friendly view for APIs and the CLI (certificates left out)."""
@@ -300,6 +318,7 @@ class ChainConfig:
                 "tx_window_ms": self.limits.tx_window_ms,
                 "max_tx_bytes": self.limits.max_tx_bytes,
             },
+            **({"evm": self.evm.summary()} if self.evm is not None else {}),
         }
 
 

@@ -57,6 +57,7 @@ class TxType(IntEnum):
     CRL_UPDATE = 1
     VALIDATOR_UPDATE = 2
     ORG_UPDATE = 3
+    ACCOUNT_UPDATE = 4
     NOTARY_CONTENT = 10
     NOTARY_HASH = 11
     NOTARY_LINK = 12
@@ -236,6 +237,22 @@ class OrgUpdate:
                        self.ca_cert, self.sequence])
 
 
+MAX_ACCOUNTS_PER_UPDATE = 256
+
+
+@dataclass(frozen=True, slots=True)
+class AccountUpdate:
+    """Bind Ethereum addresses to an organization of a quorum chain, or unbind them: who may
+    send Ethereum transactions (ADR 0025). Signed by an admin of ``org_id``; no vote, since an
+    organization vouches only for its own accounts."""
+
+    op: str
+    """``add`` or ``remove``."""
+    org_id: str
+    addresses: tuple[bytes, ...]
+    """20-byte addresses, at least one."""
+
+
 @dataclass(frozen=True, slots=True)
 class ConfigBody:
     """The whole chain configuration, canonical bytes (genesis and later config blocks)."""
@@ -244,7 +261,7 @@ class ConfigBody:
 
 
 NotaryBody: TypeAlias = ContentRecord | HashRecord | LinkRecord | CiphertextRecord | PrivacyRecord
-ConfigChange: TypeAlias = CrlUpdate | ValidatorUpdate | OrgUpdate | ConfigBody
+ConfigChange: TypeAlias = CrlUpdate | ValidatorUpdate | OrgUpdate | AccountUpdate | ConfigBody
 Body: TypeAlias = NotaryBody | ConfigChange
 
 
@@ -347,6 +364,8 @@ def encode_body(body: Body) -> list[Any]:
                     [[a.cert, a.signature] for a in approvals]]
         case OrgUpdate(op, org_id, ca_cert, sequence, approvals):
             return [op, org_id, ca_cert, sequence, [[a.cert, a.signature] for a in approvals]]
+        case AccountUpdate(op, org_id, addresses):
+            return [op, org_id, list(addresses)]
         case ConfigBody(config):
             return [config]
     raise TypeError(f"not a transaction body: {type(body).__name__}")
@@ -446,6 +465,21 @@ def decode_body(tx_type: TxType, value: Any) -> Body:
             raise Malformed(f"{what}.ca_cert: required to add an organization, empty to "
                             "remove one")
         return OrgUpdate(op, org_id, ca_cert, sequence, approvals)
+    if tx_type is TxType.ACCOUNT_UPDATE:
+        r = Reader(value, what, length=3)
+        op = r.str_("op", max_len=8)
+        if op not in ("add", "remove"):
+            raise Malformed(f"{what}.op: expected add or remove")
+        org_id = r.str_("org_id", max_len=MAX_ORG_ID, min_len=1)
+        raw = r.list_("addresses", max_len=MAX_ACCOUNTS_PER_UPDATE)
+        if not raw:
+            raise Malformed(f"{what}.addresses: at least one address is required")
+        addresses = tuple(Reader([a], f"{what}.addresses[{i}]").bytes_("address", max_len=20,
+                                                                        exact=20)
+                          for i, a in enumerate(raw))
+        if len(set(addresses)) != len(addresses):
+            raise Malformed(f"{what}.addresses: an address is named twice")
+        return AccountUpdate(op, org_id, addresses)
     if tx_type is TxType.CONFIG:
         r = Reader(value, what, length=1)
         return ConfigBody(r.bytes_("config", max_len=MAX_CONFIG_BYTES, min_len=1))
@@ -471,13 +505,14 @@ _BODY_TYPES: dict[type, TxType] = {
     CrlUpdate: TxType.CRL_UPDATE,
     ValidatorUpdate: TxType.VALIDATOR_UPDATE,
     OrgUpdate: TxType.ORG_UPDATE,
+    AccountUpdate: TxType.ACCOUNT_UPDATE,
     ConfigBody: TxType.CONFIG,
 }
 
 
 def notary_meta(body: Body) -> NotaryMeta | None:
     """The notary metadata of a body, or None for configuration bodies."""
-    if isinstance(body, CrlUpdate | ValidatorUpdate | OrgUpdate | ConfigBody):
+    if isinstance(body, CrlUpdate | ValidatorUpdate | OrgUpdate | AccountUpdate | ConfigBody):
         return None
     return body.meta
 
