@@ -219,7 +219,7 @@ def test_a_key_claimed_by_two_orgs_refuses_the_directory(orgs: tuple[Org, Org, O
 
 def test_announcements_only_for_own_org_newer_and_without_foreign_keys(
         orgs: tuple[Org, Org, Org]) -> None:
-    a, b, c = orgs
+    _, b, c = orgs
     trust, now = _trust(orgs), _now(orgs)
     d = KeyDirectory([o.entry() for o in orgs], trust, now)
     with pytest.raises(ForeignKey):  # org3's manager claims org2's key for itself
@@ -263,12 +263,12 @@ def test_push_rules(orgs: tuple[Org, Org, Org], tmp_path: Path) -> None:
     from dataclasses import replace
     with pytest.raises(Tampered):
         mb.accept_push("org1", replace(ep, ciphertext=ep.ciphertext[:-1] + b"\x00").encode())
-    assert mb._store.count() == 0  # noqa: SLF001
+    assert mb._store.count() == 0
     h = mb.accept_push("org1", ep.encode())
     assert h == ep.hash
     assert mb.accept_push("org1", ep.encode()) == h  # replay: same answer, one row
-    assert mb._store.count() == 1  # noqa: SLF001
-    stored = mb._store.get(h)  # noqa: SLF001
+    assert mb._store.count() == 1
+    stored = mb._store.get(h)
     assert stored is not None and stored.recipients() == (b.tm_pub,)  # only its own box
     assert mb.receive(h) == (b"for b", a.tm_pub)
     with pytest.raises(NotAParticipant):
@@ -283,7 +283,7 @@ def test_send_refuses_unknown_recipients_before_storing(orgs: tuple[Org, Org, Or
         ma.send(b"x", [public_bytes(keyfiles.generate())])
     with pytest.raises(TooLarge):
         ma.send(b"x" * (Limits().max_payload_bytes + 1), [])
-    assert ma._store.count() == 0  # noqa: SLF001
+    assert ma._store.count() == 0
     h = ma.send(b"only me", [])  # privateFor empty: stored for the sender, no delivery
     assert ma.receive(h) == (b"only me", a.tm_pub)
 

@@ -58,7 +58,7 @@ class PeerClient:
                 return
             stream = info.get("return_value")
             ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
-            der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+            der = ssl_object.getpeercert(True) if ssl_object is not None else None
             if not der:
                 raise DeliveryError("the peer presented no certificate", permanent=True)
             try:
