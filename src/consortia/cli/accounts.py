@@ -11,8 +11,18 @@ from typing import Annotated
 import typer
 from rich.panel import Panel
 
-from consortia.cli.context import console, print_json
-from consortia.cli.remote import JsonOpt, LimitOpt, api, show_list, show_one, take
+from consortia.cli.context import console, fail, print_json
+from consortia.cli.remote import (
+    JsonOpt,
+    LimitOpt,
+    api,
+    profile_file,
+    show_list,
+    show_one,
+    take,
+)
+from consortia.sdk.control import ControlError, write_profile
+from consortia.sdk.signing import Credentials
 
 tenant_app = typer.Typer(help="Tenants of the platform (platform owners).",
                          no_args_is_help=True)
@@ -44,17 +54,36 @@ def _secret_panel(title: str, key_id: str, secret: str | None, extra: str = "") 
 def tenant_create(name: Annotated[str, typer.Argument(help="the tenant's name")],
                   owner: Annotated[str, typer.Option(help="its owner's username")],
                   owner_email: Annotated[str | None, typer.Option()] = None,
+                  save_profile: Annotated[str | None, typer.Option(
+                      "--save-profile", help="write the owner's key to your credentials "
+                                             "file as this profile (as up's demo does), "
+                                             "for consortia --profile NAME …")] = None,
                   json_out: JsonOpt = False) -> None:
     """Create a tenant with its owner and the owner's first access key."""
     with api(json_out) as c:
         made = c.create_tenant(name, owner, owner_email=owner_email)
+        endpoint = c.base_url
+    saved = None
+    if save_profile is not None and made.access_key.secret:
+        saved = profile_file()
+        try:
+            write_profile(saved, endpoint, Credentials(made.access_key.access_key_id,
+                                                       made.access_key.secret),
+                          profile=save_profile)
+        except (ControlError, OSError) as exc:
+            fail(f"tenant {made.tenant.id} was created but its key could not be saved in "
+                 f"{saved}: {exc}; store the secret now: {made.access_key.secret}")
     if json_out:
-        print_json(made.raw)
+        print_json({**made.raw, "profile": save_profile if saved else None,
+                    "credentials_file": str(saved) if saved else None})
         return
     console.print(_secret_panel(f"tenant {made.tenant.name}", made.access_key.access_key_id,
                                 made.access_key.secret,
                                 f"tenant         {made.tenant.id}\n"
                                 f"owner          {made.owner.username} ({made.owner.id})\n"))
+    if saved is not None:
+        console.print(f"saved as profile [cyan]{save_profile}[/] in {saved}: "
+                      f"consortia --profile {save_profile} …")
 
 
 @tenant_app.command("list")

@@ -4,7 +4,8 @@ certificates, revocation, CRL, CSR requests (``docs/spec/control-api.md`` "Membe
 ``ca enroll`` makes the key here (P-256), sends only its CSR, and writes the key
 encrypted with its certificate into a client directory (default
 ``.consortia/clients/<network id>``) laid out as ``consortia dev init``'s, with the
-network's genesis and the API endpoints of the nodes you see, so the node commands use it:
+network's genesis and the API endpoints of the nodes you see — or, with ``--channel``, the
+channel's chain id, genesis and validators — so the node commands use it:
 ``consortia notary put -N DIR --as <org>/<name> …``.
 """
 
@@ -21,7 +22,9 @@ from consortia.cli.watch import network_nodes
 from consortia.crypto import SigningKey
 from consortia.sdk.control import (
     Certificate,
+    Channel,
     ControlClient,
+    Network,
     common_name,
     new_csr,
     save_enrollment,
@@ -65,29 +68,37 @@ def _attributes(values: list[str] | None) -> dict[str, str]:
     return out
 
 
-def _client_dir(given: Path | None, network_id: str) -> Path:
-    return given or Path(".consortia/clients") / network_id
+def _client_dir(given: Path | None, chain_id: str) -> Path:
+    return given or Path(".consortia/clients") / chain_id
 
 
 def _save(c: ControlClient, network_id: str, member_id: str, directory: Path,
-          key: SigningKey, cert: Certificate, json_out: bool) -> None:
-    """Write the enrolled key and certificate into ``directory`` and say how to use it."""
-    network = c.get_network(network_id)
+          key: SigningKey, cert: Certificate, json_out: bool,
+          channel: Channel | None = None) -> None:
+    """Write the enrolled key and certificate into ``directory`` and say how to use it:
+    for the network's chain, or for ``channel``'s (its genesis and validators)."""
     member = c.get_member(network_id, member_id)
     try:
-        ref = save_enrollment(directory, network=network, member=member,
-                              genesis=c.genesis(network_id), key=key,
-                              certificate_pem=cert.certificate_pem,
-                              nodes=network_nodes(c, network_id))
+        if channel is None:
+            chain: Network | Channel = c.get_network(network_id)
+            genesis, nodes = c.genesis(network_id), network_nodes(c, network_id)
+        else:
+            chain = channel
+            genesis = c.channel_genesis(network_id, channel.id)
+            nodes = channel.nodes or []
+        ref = save_enrollment(directory, network=chain, member=member, genesis=genesis,
+                              key=key, certificate_pem=cert.certificate_pem, nodes=nodes)
     except (ConsortiaError, OSError, ValueError) as exc:
         fail(f"the certificate {cert.id} was issued but could not be saved in {directory}: "
              f"{exc}")
     if json_out:
-        print_json({**cert.raw, "identity": ref, "directory": str(directory)})
+        print_json({**cert.raw, "identity": ref, "directory": str(directory),
+                    "chain_id": chain.chain_id})
         return
     console.print(f"enrolled [cyan]{ref}[/]: certificate {cert.id} (serial "
                   f"{cert.serial_number}, until {cert.not_after})\n"
-                  f"key (encrypted) and certificate in {directory}; use it with\n"
+                  f"key (encrypted) and certificate in {directory}, for chain "
+                  f"{chain.chain_id}; use it with\n"
                   f"  consortia notary put -N {directory} --as {ref} -b my-record "
                   "--text hello")
 
@@ -168,27 +179,39 @@ def enroll(network_id: NetworkArg, member_id: MemberArg,
            secret: Annotated[str, typer.Option(
                "--secret", envvar="CONSORTIA_ENROLLMENT_SECRET", prompt=True,
                hide_input=True, help="its enrollment secret")],
-           directory: DirOpt = None, json_out: JsonOpt = False) -> None:
+           directory: DirOpt = None,
+           channel: Annotated[str | None, typer.Option(
+               "--channel", help="write the client directory for this channel's chain "
+                                 "(chn-…: its genesis and validators) instead of the "
+                                 "network's")] = None,
+           json_out: JsonOpt = False) -> None:
     """Make a key here, enroll it (only the CSR is sent) and save key and certificate."""
     key, csr = new_csr(enrollment_id)
     with api(json_out) as c:
+        # the channel first: one the tenant cannot see is refused before a certificate
+        # (and an enrollment of the secret) is spent
+        ch = c.get_channel(network_id, channel) if channel is not None else None
         cert = c.enroll(network_id, member_id, enrollment_id, secret, csr)
-        _save(c, network_id, member_id, _client_dir(directory, network_id), key, cert,
-              json_out)
+        _save(c, network_id, member_id, _client_dir(directory, channel or network_id), key,
+              cert, json_out, ch)
 
 
 @app.command("reenroll")
 def reenroll(network_id: NetworkArg, member_id: MemberArg,
              certificate_id: Annotated[str, typer.Argument(help="the certificate to renew")],
-             directory: DirOpt = None, json_out: JsonOpt = False) -> None:
+             directory: DirOpt = None,
+             channel: Annotated[str | None, typer.Option(
+                 "--channel", help="for this channel's chain (as ca enroll)")] = None,
+             json_out: JsonOpt = False) -> None:
     """A new key and certificate for the same identity (admins); the old certificate stays
     valid until revoked or expired."""
     with api(json_out) as c:
+        ch = c.get_channel(network_id, channel) if channel is not None else None
         old = c.get_certificate(network_id, member_id, certificate_id)
         key, csr = new_csr(common_name(old.certificate_pem))
         cert = c.reenroll(network_id, member_id, certificate_id, csr)
-        _save(c, network_id, member_id, _client_dir(directory, network_id), key, cert,
-              json_out)
+        _save(c, network_id, member_id, _client_dir(directory, channel or network_id), key,
+              cert, json_out, ch)
 
 
 # --- certificates --------------------------------------------------------------------------

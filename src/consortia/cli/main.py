@@ -1,7 +1,7 @@
 """``consortia``: the command-line entry point and its top-level commands.
 
 Two families share it. The control plane's, through ``consortia.sdk.control`` and HTTP:
-``up`` (run it here), ``network``, ``member``, ``node``, ``tenant``, ``user``,
+``up`` (run it here), ``network``, ``member``, ``channel``, ``node``, ``tenant``, ``user``,
 ``access-key``, ``audit``, ``proposal``, ``invitation``, ``ca``. A node's and a local network's,
 through the node API and files: ``dev`` (development chains: ``init``, ``up``,
 ``validator``), ``node start|verify|join``, ``notary``, ``chain``, ``identity``, ``verify``.
@@ -24,6 +24,7 @@ from consortia.cli import (
     accounts,
     ca,
     chain,
+    channels,
     dev,
     governance,
     identity,
@@ -41,9 +42,10 @@ app = typer.Typer(help="Consortia: consortium blockchains as a service, self-hos
 app.command("up")(up_cli.up)
 app.add_typer(networks.network_app, name="network")
 app.add_typer(networks.member_app, name="member")
+app.add_typer(channels.channel_app, name="channel")
 app.add_typer(networks.node_app, name="node",
-              help="Nodes of the control plane (create, list, get, delete); a node process "
-                   "from its files (start, verify) or a join bundle (join).")
+              help="Nodes of the control plane (create, list, get, delete, bundle); a node "
+                   "process from its files (start, verify) or a join bundle (join).")
 app.add_typer(accounts.tenant_app, name="tenant")
 app.add_typer(accounts.user_app, name="user")
 app.add_typer(accounts.key_app, name="access-key")

@@ -2,19 +2,21 @@
 
 Through ``consortia.sdk.control`` (HTTP, signed): ``network create`` waits, with the
 nodes' statuses drawn live, until the chain is AVAILABLE (``--no-wait`` returns at once);
-``node create`` waits for the node; deletes ask for the name to be typed back
+``node create`` waits for the node (an ``--external`` one is registered, and ``node
+bundle`` downloads its join bundle for ``node join``); deletes ask for the name to be typed back
 (``--confirm NAME`` for scripts). ``node start`` / ``node verify`` (``cli/node.py``) run
 and check a node process from its files; they share the ``node`` group.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from consortia.cli import node as node_cli
-from consortia.cli.context import console, err_console, print_json
+from consortia.cli.context import console, err_console, fail, guard, print_json
 from consortia.cli.remote import (
     ConfirmOpt,
     JsonOpt,
@@ -26,6 +28,8 @@ from consortia.cli.remote import (
     take,
 )
 from consortia.cli.watch import LiveReporter, QuietReporter, wait_until_ready
+from consortia.sdk.bundle import PASSPHRASE_ENV, check_passphrase
+from consortia.types.errors import ConsortiaError
 
 network_app = typer.Typer(help="Networks of the control plane: create, list, get, delete.",
                           no_args_is_help=True)
@@ -189,22 +193,74 @@ def member_delete(network_id: NetworkArg, member_id: MemberArg, confirm: Confirm
 @node_app.command("create")
 def node_create(network_id: NetworkArg, member_id: MemberArg,
                 name: Annotated[str, typer.Argument(help="the node's name")],
+                node_type: Annotated[str | None, typer.Option(
+                    "--type", help="validator (default) or peer")] = None,
                 resource_class: Annotated[str | None, typer.Option(
                     help="small, medium or large")] = None,
+                external: Annotated[bool, typer.Option(
+                    "--external", help="a peer you run yourself from its join bundle "
+                                       "(consortia node bundle, then node join)")] = False,
+                endpoint: Annotated[str | None, typer.Option(
+                    "--endpoint", help="--external: http(s)://host:port where you will run "
+                                       "it (the control plane polls its health there)")
+                ] = None,
                 client_token: TokenOpt = None, wait: WaitOpt = True,
                 timeout: TimeoutOpt = 300.0, json_out: JsonOpt = False) -> None:
-    """Add a validator to a running raft or pbft chain of the control plane."""
+    """Add a node: a validator joins a running raft or pbft chain, a peer follows it, or an
+    external peer is registered for you to run (no wait: it runs once you join it)."""
+    if external != (endpoint is not None):
+        fail("--external and --endpoint URL go together")
     with api(json_out) as c:
-        status = err_console.status(f"adding node {name}: configuration change, then its "
-                                    "process …")
+        what = "registering external peer" if external else "adding node"
+        status = err_console.status(f"{what} {name} …")
         with status:
             n = c.create_node(network_id, member_id, name, resource_class=resource_class,
+                              node_type="peer" if external and node_type is None
+                              else node_type, external=external, api_endpoint=endpoint,
                               client_token=client_token)
-            if wait:
+            if wait and not external:
                 n = c.wait_for_node(network_id, member_id, n.id, timeout=timeout,
                                     on_poll=lambda s: status.update(
                                         f"node {s.name} is {s.status} …"))
         show_one(n, title=f"node {n.name}", json_out=json_out)
+        if external and not json_out:
+            console.print(f"next: consortia node bundle {network_id} {member_id} {n.id} "
+                          f"--out {n.name}.join.json, then consortia node join "
+                          f"{n.name}.join.json on the machine at {endpoint}")
+
+
+@node_app.command("bundle")
+def node_bundle(network_id: NetworkArg, member_id: MemberArg, node_id: NodeArg,
+                out: Annotated[Path, typer.Option(
+                    "--out", help="where to write the join bundle (mode 0600)")],
+                passphrase_file: Annotated[Path | None, typer.Option(
+                    help=f"file holding the passphrase that seals the node's key (else "
+                         f"${PASSPHRASE_ENV}, else a prompt, asked twice)")] = None,
+                force: Annotated[bool, typer.Option(
+                    "--force", help="overwrite --out if it exists")] = False,
+                json_out: JsonOpt = False) -> None:
+    """Download an external node's join bundle: a new identity for it (an earlier
+    bundle's is revoked), its key sealed under your passphrase (never sent back, never
+    stored). Run it with ``consortia node join FILE``."""
+    if out.exists() and not force:
+        fail(f"{out} exists: give another --out, or --force to replace it")
+    passphrase = node_cli.read_passphrase(passphrase_file, confirm=True)
+    try:
+        check_passphrase(passphrase)  # refused here: nothing is issued for a weak one
+    except ConsortiaError as exc:
+        guard(exc)
+    with api(json_out) as c, err_console.status(f"issuing node {node_id}'s identity and "
+                                                "sealing its bundle …"):
+        data = c.download_join_bundle(network_id, member_id, node_id, passphrase)
+    try:
+        node_cli.write_private(out, data)
+    except OSError as exc:
+        fail(f"the bundle was issued but could not be written to {out}: {exc.strerror}")
+    if json_out:
+        print_json({"node_id": node_id, "bundle": str(out), "bytes": len(data)})
+    else:
+        console.print(f"join bundle of {node_id} written to [bold]{out}[/] (0600); run the "
+                      f"node with\n  consortia node join {out}")
 
 
 @node_app.command("list")

@@ -1,5 +1,6 @@
 """``consortia node``: run a node process (``start``, ``verify``; ``join`` an external peer
-from its join bundle, ADR 0019)."""
+from its join bundle, ADR 0019). The control plane's node commands (``create``, ``bundle``,
+…) are in ``networks.py``; both share the passphrase rules here."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def join(
     (mode 0700; the key stays encrypted under the passphrase, which is stored nowhere), and
     this process becomes the node, reading the passphrase from ${PASSPHRASE_ENV}.
     """
-    passphrase = _passphrase(passphrase_file)
+    passphrase = read_passphrase(passphrase_file)
     try:
         data = bundle.read_bytes()
         opened = open_join_bundle(data, passphrase, expected_genesis_hash=genesis_hash)
@@ -69,7 +70,10 @@ def join(
                                str(config)], env)
 
 
-def _passphrase(path: Path | None) -> str:
+def read_passphrase(path: Path | None, *, confirm: bool = False) -> str:
+    """A join bundle's passphrase: from ``path``, else ${PASSPHRASE_ENV}, else a hidden
+    prompt (typed twice when ``confirm``: it seals a key no one can recover). Never a
+    command-line argument, which other users of the machine can read in ``ps``."""
     if path is not None:
         try:
             value = path.read_text().strip()
@@ -81,5 +85,15 @@ def _passphrase(path: Path | None) -> str:
     value = os.environ.get(PASSPHRASE_ENV, "")
     if value:
         return value
-    typed: str = typer.prompt("bundle passphrase", hide_input=True)
+    typed: str = typer.prompt("bundle passphrase", hide_input=True,
+                              confirmation_prompt=confirm)
     return typed
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """``data`` into ``path``, mode 0600 whatever the file had before (a join bundle: its
+    key is sealed, but its holder alone should read it)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)

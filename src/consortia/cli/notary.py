@@ -24,6 +24,9 @@ app = typer.Typer(help="Notarize data and read notary records.", no_args_is_help
 Net = Annotated[Path | None, typer.Option("--network", "-N", help="network directory")]
 NodeUrl = Annotated[str | None, typer.Option("--node", help="node API URL")]
 As = Annotated[str | None, typer.Option("--as", help="identity org/name")]
+ChainId = Annotated[str | None, typer.Option(
+    "--chain-id", help="sign for this chain instead of the directory's (e.g. a channel's "
+                       "id, chn-…, with --node one of its validators)")]
 
 
 class Kind(StrEnum):
@@ -38,11 +41,6 @@ def _data(text: str | None, file: Path | None) -> bytes:
     if (text is None) == (file is None):
         fail("give exactly one of --text or --file")
     return text.encode() if text is not None else file.read_bytes()  # type: ignore[union-attr]
-
-
-def _submit(net: Path | None, node: str | None, tx: Any, wait: bool) -> dict[str, Any]:
-    with client(net, node) as c:
-        return c.submit(tx, wait=wait, timeout=30)
 
 
 def _show_receipt(r: dict[str, Any]) -> None:
@@ -65,9 +63,13 @@ def put(business_id: Annotated[str, typer.Option("--business-id", "-b")],
             help="org/name allowed to read a privacy record (repeat)")] = None,
         key_out: Annotated[Path | None, typer.Option(help="where to keep a ciphertext key")] = None,
         wait: Annotated[bool, typer.Option(help="wait for the commit")] = True,
-        net: Net = None, node: NodeUrl = None, as_: As = None,
+        proof_out: Annotated[Path | None, typer.Option(
+            help="once committed, save its proof here (consortia verify)")] = None,
+        net: Net = None, node: NodeUrl = None, as_: As = None, chain_id: ChainId = None,
         json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Notarize one record: content, hash, link, ciphertext or privacy (digital envelope)."""
+    if proof_out is not None and not wait:
+        fail("--proof-out needs the commit: drop --no-wait")
     try:
         network = open_network(net)
         ident = network.identity(as_)
@@ -102,14 +104,22 @@ def put(business_id: Annotated[str, typer.Option("--business-id", "-b")],
                 cert = (network.org_dir(org_id) / "keystore" / name / "cert.pem").read_bytes()
                 recips.append(Recipient.from_cert(cert))
             record = notary.privacy(business_id, _data(text, file), recips, category=category)
-        tx = sign(ident, network.chain_id, record)
-        r = _submit(net, node, tx, wait)
+        tx = sign(ident, chain_id or network.chain_id, record)
+        with client(net, node) as c:
+            r = c.submit(tx, wait=wait, timeout=30)
+            if proof_out is not None and r["status"] == "committed":
+                proof_out.write_bytes(c.proof(tx.id))
     except (ConsortiaError, OSError, ValueError) as exc:
         guard(exc)
     if json_out:
-        print_json(r)
+        print_json(r if proof_out is None else {**r, "proof": str(proof_out)})
     else:
         _show_receipt(r)
+        if proof_out is not None and r["status"] == "committed":
+            console.print(f"proof saved to [bold]{proof_out}[/]; verify it offline with\n"
+                          f"  consortia verify {proof_out} --genesis {network.genesis_path}")
+    if proof_out is not None and r["status"] != "committed":
+        fail("the transaction was not committed: no proof")
 
 
 @app.command("file")
@@ -117,7 +127,8 @@ def file_cmd(path: Annotated[Path, typer.Argument(help="file to hash-notarize")]
              business_id: Annotated[str | None, typer.Option("--business-id", "-b")] = None,
              category: Annotated[str, typer.Option("--category", "-c")] = "file",
              proof_out: Annotated[Path | None, typer.Option(help="save the proof here")] = None,
-             net: Net = None, node: NodeUrl = None, as_: As = None) -> None:
+             net: Net = None, node: NodeUrl = None, as_: As = None,
+             chain_id: ChainId = None) -> None:
     """Hash-notarize a file (only its SHA-256 goes on chain), wait, and fetch its proof."""
     try:
         network = open_network(net)
@@ -132,7 +143,7 @@ def file_cmd(path: Annotated[Path, typer.Argument(help="file to hash-notarize")]
                 h.update(chunk)
                 prog.advance(task, len(chunk))
         record = notary.known_digest(business_id or path.name, h.digest(), category=category)
-        tx = sign(ident, network.chain_id, record)
+        tx = sign(ident, chain_id or network.chain_id, record)
         with client(net, node) as c:
             r = c.submit(tx, wait=True, timeout=30)
             _show_receipt(r)

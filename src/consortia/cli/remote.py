@@ -22,7 +22,14 @@ import typer
 from rich.table import Table
 
 from consortia.cli.context import console, fail, print_json
-from consortia.sdk.control import ControlClient, ControlError, Resource, load_profile
+from consortia.sdk.control import (
+    ENV_CREDENTIALS_FILE,
+    ControlClient,
+    ControlError,
+    Resource,
+    default_files,
+    load_profile,
+)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 ConfirmOpt = Annotated[str | None, typer.Option(
@@ -50,6 +57,18 @@ def client() -> ControlClient:
     except ControlError as exc:
         refuse(exc, json_out=False)
     return ControlClient(p.endpoint, p.credentials)
+
+
+def profile_file() -> Path:
+    """The credentials file new profiles go to, the one profiles are read from:
+    ``--credentials`` or ``$CONSORTIA_CREDENTIALS``, else ``.consortia/control/credentials``
+    when it exists (``consortia up``'s), else ``~/.consortia/credentials``."""
+    if target.credentials is not None:
+        return target.credentials
+    if os.environ.get(ENV_CREDENTIALS_FILE):
+        return Path(os.environ[ENV_CREDENTIALS_FILE])
+    files = default_files()
+    return next((f for f in files if f.exists()), files[-1])
 
 
 def refuse(exc: ControlError, *, json_out: bool) -> NoReturn:

@@ -99,14 +99,15 @@ class LiveReporter:
 
 
 def network_nodes(c: ControlClient, network_id: str) -> list[Node]:
-    """The nodes of ``network_id`` the caller sees (its own tenant's members' nodes)."""
+    """The nodes of the network's chain the caller sees (its own tenant's members' nodes;
+    not the validators of channels, which run chains of their own)."""
     out: list[Node] = []
     for member in c.iter_members(network_id):
         if member.status in ("DELETED", "DELETING"):
             continue
         try:
             out.extend(n for n in c.iter_nodes(network_id, member.id)
-                       if n.status not in ("DELETED", "DELETING"))
+                       if n.status not in ("DELETED", "DELETING") and n.channel_id is None)
         except ApiError as exc:
             if exc.status != 404:  # another tenant's member: its nodes are not ours to see
                 raise

@@ -7,7 +7,7 @@
         net = cp.wait_for_network(cp.create_network("ledger", consensus="raft").id)
 
 Modules: ``_client`` (the calls), ``_ca`` (a member CA's calls, CSRs, enrolled keys),
-``_models`` (the resources), ``_credentials`` (profiles
+``_channels`` (a network's channels), ``_models`` (the resources), ``_credentials`` (profiles
 and environment), ``_exceptions`` (one tree under ``ControlError``).
 """
 
@@ -27,6 +27,7 @@ from consortia.sdk.control._credentials import (
     ENV_SECRET,
     UP_DATA_DIR,
     Profile,
+    default_files,
     load_profile,
     read_profiles,
     write_profile,
@@ -46,6 +47,8 @@ from consortia.sdk.control._models import (
     AuditRecord,
     CaIdentity,
     Certificate,
+    Channel,
+    ChannelMember,
     Crl,
     CsrRequest,
     Invitation,
@@ -81,6 +84,8 @@ __all__ = [
     "AuditRecord",
     "CaIdentity",
     "Certificate",
+    "Channel",
+    "ChannelMember",
     "ControlClient",
     "ControlError",
     "CredentialsError",
@@ -105,6 +110,7 @@ __all__ = [
     "VoteCast",
     "WaitTimeout",
     "common_name",
+    "default_files",
     "load_profile",
     "new_client_token",
     "new_csr",

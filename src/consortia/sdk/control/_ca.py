@@ -24,6 +24,7 @@ from consortia.identity.keystore import FileKeystore
 from consortia.sdk.control._models import (
     CaIdentity,
     Certificate,
+    Channel,
     Crl,
     CsrRequest,
     Member,
@@ -53,7 +54,7 @@ def common_name(certificate_pem: str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def save_enrollment(root: Path, *, network: Network, member: Member, genesis: bytes,
+def save_enrollment(root: Path, *, network: Network | Channel, member: Member, genesis: bytes,
                     key: SigningKey, certificate_pem: str,
                     nodes: Sequence[Node] = ()) -> str:
     """Write ``key`` (encrypted) and its certificate into the client directory ``root``;
@@ -65,7 +66,11 @@ def save_enrollment(root: Path, *, network: Network, member: Member, genesis: by
     ``genesis.json``, ``orgs/<org>/passphrase`` (a random one, 0600, made once) and
     ``orgs/<org>/keystore/<name>/`` (``key.pem`` encrypted with it, ``cert.pem``,
     ``ca.pem``: the member's CA). Identities saved before stay; the newest one becomes
-    the default."""
+    the default.
+
+    ``network`` is the chain the directory is for: a network, or one of its channels (a
+    chain of its own, ADR 0017) with that channel's genesis and nodes; the member's
+    identity is valid on every chain its organization is in."""
     cert = x509.load_pem_x509_certificate(certificate_pem.encode())
     if member.ca_certificate_pem is None:
         raise ValueError(f"member {member.id} has no CA certificate")

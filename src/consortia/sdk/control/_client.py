@@ -30,6 +30,7 @@ import httpx
 from consortia import __version__
 from consortia.sdk.auth import SigningAuth
 from consortia.sdk.control._ca import CaCalls
+from consortia.sdk.control._channels import ChannelCalls
 from consortia.sdk.control._credentials import DEFAULT_PROFILE, load_profile
 from consortia.sdk.control._exceptions import (
     ApiError,
@@ -42,6 +43,7 @@ from consortia.sdk.control._models import (
     FAILED_STATUSES,
     AccessKey,
     AuditRecord,
+    Channel,
     Invitation,
     Me,
     Member,
@@ -94,9 +96,9 @@ def _error(resp: httpx.Response) -> ApiError:
                         status=resp.status_code, request_id=request_id)
 
 
-class ControlClient(CaCalls):
+class ControlClient(CaCalls, ChannelCalls):
     """Synchronous client of one control plane, signing with one access key (its member-CA
-    calls: ``CaCalls``, ``_ca.py``)."""
+    calls: ``CaCalls``, ``_ca.py``; its channel calls: ``ChannelCalls``, ``_channels.py``)."""
 
     def __init__(self, base_url: str, credentials: Credentials | None, *,
                  timeout: float = DEFAULT_TIMEOUT,
@@ -335,10 +337,15 @@ class ControlClient(CaCalls):
 
     def create_node(self, network_id: str, member_id: str, name: str, *,
                     node_type: str | None = None, resource_class: str | None = None,
+                    external: bool = False, api_endpoint: str | None = None,
                     client_token: str | None = None) -> Node:
-        """A validator joins the chain (a configuration change, then its process)."""
+        """A validator joins the chain (a configuration change, then its process), or a
+        peer follows it. ``external`` with ``api_endpoint`` (http(s)://host:port): a peer
+        the member runs itself from its join bundle (``download_join_bundle``, ADR 0019);
+        the control plane starts nothing and polls its health there."""
         return self._post(Node, self._nodes(network_id, member_id), self._create(
-            {"name": name, "node_type": node_type, "resource_class": resource_class},
+            {"name": name, "node_type": node_type, "resource_class": resource_class,
+             "external": True if external else None, "api_endpoint": api_endpoint},
             client_token))
 
     def list_nodes(self, network_id: str, member_id: str, *, status: str | None = None,
@@ -462,6 +469,13 @@ class ControlClient(CaCalls):
                         on_poll: Callable[[Member], None] | None = None) -> Member:
         return self.wait_for(lambda: self.get_member(network_id, member_id),
                              what=f"member {member_id}", timeout=timeout, on_poll=on_poll)
+
+    def wait_for_channel(self, network_id: str, channel_id: str, *,
+                         timeout: float = DEFAULT_WAIT_TIMEOUT,
+                         on_poll: Callable[[Channel], None] | None = None) -> Channel:
+        """Until the channel is AVAILABLE (all its validators are)."""
+        return self.wait_for(lambda: self.get_channel(network_id, channel_id),
+                             what=f"channel {channel_id}", timeout=timeout, on_poll=on_poll)
 
     def wait_for_node(self, network_id: str, member_id: str, node_id: str, *,
                       timeout: float = DEFAULT_WAIT_TIMEOUT,

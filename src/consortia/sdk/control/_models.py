@@ -167,6 +167,55 @@ class Node(Resource):
     p2p_endpoint: str | None
     created_at: str
     updated_at: str
+    channel_id: str | None = None
+    """The channel whose own chain it runs (ADR 0017); None: the network's chain."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelMember(Resource):
+    """A member of the network whose organization is in a channel's chain."""
+
+    member_id: str
+    name: str
+    org_id: str
+    """Its organization id on the channel's chain (the member's id)."""
+    tenant_id: str
+    joined_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Channel(Resource):
+    """A ledger shared by some members of a network: a chain of its own (ADR 0017),
+    ordered by validators of its creating member."""
+
+    id: str
+    network_id: str
+    tenant_id: str
+    """The tenant that created it."""
+    name: str
+    description: str
+    chain_id: str
+    """The channel's chain id (its id): transactions for the channel name it."""
+    consensus: str
+    creator_member_id: str | None
+    status: str
+    status_reason: str | None
+    genesis_hash: str | None
+    members: list[ChannelMember]
+    nodes: list[Node] | None
+    """Its validators (where clients submit): shown to its members' tenants, else None."""
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Channel:
+        nodes = doc.get("nodes")
+        values: dict[str, Any] = {f.name: doc.get(f.name) for f in dataclasses.fields(cls)
+                                  if f.name not in ("raw", "members", "nodes")}
+        return cls(**values,
+                   members=[ChannelMember.from_json(m) for m in doc.get("members") or []],
+                   nodes=None if nodes is None else [Node.from_json(n) for n in nodes],
+                   raw=doc)
 
 
 @dataclass(frozen=True, slots=True)
