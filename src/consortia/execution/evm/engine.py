@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import rlp
 from eth.db.account import AccountDB
 from eth.db.atomic import AtomicDB
-from eth.exceptions import Revert
+from eth.exceptions import OutOfGas, Revert
 from eth.vm.forks.prague.transactions import PragueTransactionBuilder
 from eth.vm.spoof import SpoofTransaction
 from eth_typing import Address, Hash32
@@ -166,8 +166,9 @@ def _failure_reason(computation: object) -> str | None:
         return None
     if isinstance(error, Revert):
         return revert_reason(bytes(getattr(computation, "output", b"")))
-    text = str(error) or type(error).__name__
-    return "out of gas" if "out of gas" in text.lower() else text
+    if isinstance(error, OutOfGas):
+        return "out of gas"
+    return type(error).__name__ + (f": {error.args[0]}" if error.args else "")
 
 
 def _logs(computation: object, first_index: int) -> tuple[Log, ...]:
