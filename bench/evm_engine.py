@@ -32,9 +32,14 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from trie.hexary import HexaryTrie
 
-from consortia.execution.evm import _pyevm
-from consortia.execution.evm import BlockEnv, EvmEngine, GenesisAccount, MemoryStore
-from consortia.execution.evm import decode_transaction
+from consortia.execution.evm import (
+    BlockEnv,
+    EvmEngine,
+    GenesisAccount,
+    MemoryStore,
+    _pyevm,
+    decode_transaction,
+)
 
 CHAIN_ID = 1337
 TOKEN = json.loads((Path(__file__).parent / "evm" / "Token.json").read_text())
@@ -114,7 +119,8 @@ def run_pyevm(alloc, setup, transfers, block):
         elapsed = time.perf_counter() - t0
     finally:
         _pyevm.QuorumState.persist = original  # type: ignore[method-assign]
-    return {"engine": "py-evm 0.12.1b1 (Prague)", "transfers_per_s": round(len(transfers) / elapsed, 1),
+    return {"engine": "py-evm 0.12.1b1 (Prague)",
+            "transfers_per_s": round(len(transfers) / elapsed, 1),
             "block_ms_mean": round(1000 * sum(block_times) / len(block_times), 1),
             "state_root_ms_per_block": round(1000 * sum(persist_times) / len(persist_times), 1),
             "state_nodes": len(store.data)}, roots
@@ -131,7 +137,8 @@ class RevmState:
     """pyrevm plus what it lacks: nonces, account/storage records and the state root."""
 
     def __init__(self, alloc):
-        from pyrevm import EVM, AccountInfo, BlockEnv as RBlockEnv
+        from pyrevm import EVM, AccountInfo
+        from pyrevm import BlockEnv as RBlockEnv
 
         self._info = AccountInfo
         self._block_env = RBlockEnv
@@ -221,14 +228,16 @@ def run_pyrevm(alloc, setup, transfers, block):
         block_times.append(time.perf_counter() - t)
         number += 1
     elapsed = time.perf_counter() - t0
-    return {"engine": "pyrevm 0.3.7 (Prague) + own tries", "transfers_per_s": round(len(transfers) / elapsed, 1),
+    return {"engine": "pyrevm 0.3.7 (Prague) + own tries",
+            "transfers_per_s": round(len(transfers) / elapsed, 1),
             "block_ms_mean": round(1000 * sum(block_times) / len(block_times), 1),
             "state_root_ms_per_block": round(1000 * sum(root_times) / len(root_times), 1),
             "state_nodes": len(state.nodes)}, roots
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--transfers", type=int, default=2000)
     ap.add_argument("--block", type=int, default=500)
     ap.add_argument("--accounts", type=int, default=200)

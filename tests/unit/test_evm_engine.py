@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 from eth_abi.abi import decode, encode
 from eth_utils.crypto import keccak
-from tests.unit.evm_helpers import ADDR, CHAIN_ID, Chain, selector, sign, token_code
 
 from consortia.execution.evm import BlockEnv, EvmCallError, EvmEngine, GenesisAccount, MemoryStore
+from tests.unit.evm_helpers import ADDR, CHAIN_ID, Chain, selector, sign, token_code
 
 TRANSFER_TOPIC = keccak(b"Transfer(address,address,uint256)")
 

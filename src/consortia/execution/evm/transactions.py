@@ -14,6 +14,7 @@ engine (``engine.py``), which reports the same codes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ from consortia.execution.evm.errors import EvmTxError
 MAX_TX_BYTES = 128 * 1024
 LEGACY, ACCESS_LIST, DYNAMIC_FEE = 0, 1, 2
 SUPPORTED_TYPES = (LEGACY, ACCESS_LIST, DYNAMIC_FEE)
+_SIGNATURE_FIELD = re.compile(r"Transaction\.(r|s|v|y_parity)\b")
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,9 @@ def decode_transaction(raw: bytes, chain_id: int, *, block_gas_limit: int | None
         tx: Any = PragueTransactionBuilder.decode(raw)
     except (rlp.exceptions.DeserializationError, rlp.exceptions.DecodingError,
             ValidationError, ValueError, TypeError, IndexError) as exc:
-        raise EvmTxError("malformed", str(exc)[:200]) from exc
+        # py-evm checks the signature values while decoding (s above n/2, r out of range)
+        code = "invalid_sender" if _SIGNATURE_FIELD.search(str(exc)) else "malformed"
+        raise EvmTxError(code, str(exc)[:200]) from exc
     tx_chain = tx.chain_id
     if tx_chain is None:
         raise EvmTxError("replay_unprotected")
@@ -106,8 +110,9 @@ def decode_transaction(raw: bytes, chain_id: int, *, block_gas_limit: int | None
         raise EvmTxError("exceeds_block_gas_limit", f"gas {tx.gas}, limit {block_gas_limit}")
     try:
         tx.validate()
-    except ValidationError as exc:
-        raise EvmTxError("malformed", str(exc)[:200]) from exc
+    except ValidationError as exc:  # among others, s above n/2 (EIP-2 malleability)
+        code = "invalid_sender" if _SIGNATURE_FIELD.search(str(exc)) else "malformed"
+        raise EvmTxError(code, str(exc)[:200]) from exc
     to = bytes(tx.to) if tx.to else None
     return EthTx(
         raw=bytes(raw), hash=keccak(raw), sender=sender, type=tx_type, nonce=int(tx.nonce),
