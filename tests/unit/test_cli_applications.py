@@ -18,7 +18,8 @@ from tests.unit.test_cli_governance import (  # noqa: F401 - fixtures
 
 
 def test_join_code_apply_accept_vote_join_then_a_validator_by_proposal(
-        world: ControlWorld, server: LiveServer, env: dict[str, str]) -> None:
+        world: ControlWorld, server: LiveServer,  # noqa: F811 - the fixtures
+        env: dict[str, str]) -> None:  # noqa: F811
     net = ok_json(env, "network", "create", "consortium", "--consensus", "raft",
                   "--validators", "1", "--member", "acme-org")
     world.flush()
