@@ -193,6 +193,14 @@ class ControlApiSuite:
             channel = c.post(f"/v1/networks/{net['id']}/channels",
                              json={"name": "acme-channel", "member_id": net["member"]["id"]})
             assert channel.status_code == 201, channel.text
+            # a join code of acme's, and a third tenant's application to acme's network
+            code = c.post(f"/v1/networks/{net['id']}/join-codes",
+                          json={"member_id": net["member"]["id"]}).json()
+            hooli = c.post("/v1/tenants", json={"name": "hooli", "owner": "hooli-owner"}
+                           ).json()["access_key"]
+        with world.client(Credentials(hooli["access_key_id"], hooli["secret"])) as h:
+            application = h.post("/v1/join-applications", json={
+                "join_code": code["join_code"], "member_name": "hooli-org"}).json()
         ca = acme_ca(world, net)
         a_ids = {"user_id": bob_id, "access_key_id": bob.access_key_id,
                  "resource_id": bob_id, "request_id": request_id,
@@ -201,7 +209,8 @@ class ControlApiSuite:
                  "invitation_id": invitation["id"], "target_tenant_id": a_tenant,
                  "target_member_id": net["member"]["id"], "identity_id": ca["identity_id"],
                  "certificate_id": ca["certificate_id"], "csr_id": ca["csr_id"],
-                 "enrollment_id": "alice", "channel_id": channel.json()["id"]}
+                 "enrollment_id": "alice", "channel_id": channel.json()["id"],
+                 "join_code_id": code["id"], "application_id": application["id"]}
         csr_pem = make_csr(get_suite("p256-sha256").generate_key(), "alice")
         bodies: dict[str, dict[str, Any]] = {
             "update_user": {"role": "viewer"}, "create_member": {"name": "intruder"},
@@ -259,7 +268,11 @@ class ControlApiSuite:
                 "create_csr_request", "list_csr_requests", "get_csr_request",
                 "approve_csr_request", "reject_csr_request", "create_channel", "list_channels",
                 "get_channel", "get_channel_genesis", "add_channel_member",
-                "remove_channel_member", "delete_channel", "create_join_bundle"} <= set(checked)
+                "remove_channel_member", "delete_channel", "create_join_bundle",
+                "create_join_code", "list_join_codes", "revoke_join_code",
+                "get_join_application", "withdraw_join_application",
+                "list_network_join_applications", "accept_join_application",
+                "reject_join_application"} <= set(checked)
         with world.client(bob) as c:  # nothing of acme's was touched
             assert c.get("/v1/tenant").json()["user"]["role"] == "operator"
             assert c.get(f"/v1/access-keys/{bob.access_key_id}").json()["status"] == "ACTIVE"
@@ -272,6 +285,11 @@ class ControlApiSuite:
                          ).json()["members"][0]["member_id"] == net["member"]["id"]
             assert c.get(f"/v1/networks/{net['id']}/proposals").json()["items"][0][
                 "tally"]["yes"] == 1
+        with world.client(world.creds("acme")) as c:  # nor acme's code and applications
+            assert c.get(f"/v1/networks/{net['id']}/join-codes").json()["items"][0][
+                "status"] == "ACTIVE"
+            assert c.get(f"/v1/join-applications/{application['id']}").json()[
+                "status"] == "PENDING"
         with world.client(world.creds("acme")) as c:  # nor anything of acme's CA
             member = f"/v1/networks/{net['id']}/members/{net['member']['id']}"
             assert c.get(f"{member}/certificates/{ca['certificate_id']}").json()[
@@ -282,6 +300,7 @@ class ControlApiSuite:
         with world.client(world.creds("globex")) as b:  # and globex lists none of it
             assert b.get("/v1/networks").json()["items"] == []
             assert b.get("/v1/invitations").json()["items"] == []
+            assert b.get("/v1/join-applications").json()["items"] == []
 
     # --- idempotency -----------------------------------------------------------------------
 
@@ -470,6 +489,29 @@ class ControlApiSuite:
             call("channel.remove_member", "DELETE", f"{channels}/{chn}/members/{second}")
             call("channel.delete", "DELETE", f"{channels}/{chn}",
                  params={"confirm_name": "shared"})
+            # join codes and applications: acme reviews globex's, and applies to globex's
+            codes, apps = f"/v1/networks/{gov['id']}/join-codes", "/v1/join-applications"
+            code = call("join_code.create", "POST", codes, json={"member_id": mine}).json()
+            with world.client(world.creds("globex")) as g:
+                first = g.post(apps, json={"join_code": code["join_code"],
+                                           "member_name": "globex-org"}).json()
+                theirs = g.post("/v1/networks", json={
+                    "name": "theirs", "profile": "ant", "consensus": "raft",
+                    "validators": 1}).json()
+                world.flush()
+                their_code = g.post(f"/v1/networks/{theirs['id']}/join-codes", json={
+                    "member_id": theirs["member"]["id"]}).json()["join_code"]
+            reviewed = f"/v1/networks/{gov['id']}/join-applications"
+            call("join_application.reject", "POST", f"{reviewed}/{first['id']}/reject")
+            with world.client(world.creds("globex")) as g:
+                second_app = g.post(apps, json={"join_code": code["join_code"],
+                                                "member_name": "globex-org"}).json()
+            call("join_application.accept", "POST", f"{reviewed}/{second_app['id']}/accept",
+                 json={"member_id": mine})
+            call("join_code.revoke", "POST", f"{codes}/{code['id']}/revoke")
+            mine_app = call("join_application.create", "POST", apps, json={
+                "join_code": their_code, "member_name": "acme-org"}).json()
+            call("join_application.withdraw", "POST", f"{apps}/{mine_app['id']}/withdraw")
             # a refused change is recorded too, with its code and status
             r = c.patch("/v1/users/usr-doesnotexist0000", json={"role": "admin"})
             assert r.status_code == 404

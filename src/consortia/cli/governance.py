@@ -1,6 +1,7 @@
 """``consortia proposal|invitation``: how a network's members decide who joins and leaves.
 
-A member proposes (INVITE_TENANT a tenant, REMOVE_MEMBER a member), the members vote per
+A member proposes (INVITE_TENANT a tenant, REMOVE_MEMBER a member, ADD_VALIDATOR a
+validator for one of its own members), the members vote per
 the network's voting policy; an approved invitation reaches the invited tenant, who
 accepts it by creating its member (``invitation accept``) or rejects it.
 """
@@ -32,6 +33,8 @@ MemberOpt = Annotated[str, typer.Option("--member", help="your member (mem-…) 
 
 def _proposal_cell(item: Resource, column: str) -> Any:
     if column == "target" and isinstance(item, Proposal):
+        if item.node_name:
+            return f"{item.node_name} of {item.target_member_id}"
         return item.target_tenant_id or item.target_member_id
     if column == "tally" and isinstance(item, Proposal) and item.tally:
         t = item.tally
@@ -45,16 +48,32 @@ def proposal_create(network_id: NetworkArg, member: MemberOpt,
                         help="INVITE_TENANT: the tenant id to invite")] = None,
                     remove: Annotated[str | None, typer.Option(
                         help="REMOVE_MEMBER: the member id to remove")] = None,
+                    add_validator: Annotated[str | None, typer.Option(
+                        help="ADD_VALIDATOR: the new validator's name")] = None,
+                    target: Annotated[str | None, typer.Option(
+                        help="ADD_VALIDATOR: your member that runs it (default --member)")
+                    ] = None,
+                    resource_class: Annotated[str | None, typer.Option(
+                        help="ADD_VALIDATOR: small, medium or large")] = None,
                     description: Annotated[str | None, typer.Option()] = None,
                     json_out: JsonOpt = False) -> None:
-    """Propose to invite a tenant (--invite) or to remove a member (--remove)."""
-    if (invite is None) == (remove is None):
-        fail("give exactly one of --invite TENANT_ID and --remove MEMBER_ID")
+    """Propose to invite a tenant (--invite), to remove a member (--remove) or to add a
+    validator your tenant alone cannot approve (--add-validator NAME)."""
+    if [invite, remove, add_validator].count(None) != 2:
+        fail("give exactly one of --invite TENANT_ID, --remove MEMBER_ID and "
+             "--add-validator NAME")
+    if add_validator is None and (target or resource_class):
+        fail("--target and --resource-class go with --add-validator")
     with api(json_out) as c:
-        p = c.create_proposal(network_id, member,
-                              "INVITE_TENANT" if invite else "REMOVE_MEMBER",
-                              target_tenant_id=invite, target_member_id=remove,
-                              description=description)
+        if add_validator is not None:
+            p = c.create_proposal(network_id, member, "ADD_VALIDATOR",
+                                  target_member_id=target or member, node_name=add_validator,
+                                  resource_class=resource_class, description=description)
+        else:
+            p = c.create_proposal(network_id, member,
+                                  "INVITE_TENANT" if invite else "REMOVE_MEMBER",
+                                  target_tenant_id=invite, target_member_id=remove,
+                                  description=description)
         show_one(p, title=f"proposal {p.id}", json_out=json_out)
 
 

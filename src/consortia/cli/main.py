@@ -22,6 +22,7 @@ from rich.panel import Panel
 from consortia import __version__
 from consortia.cli import (
     accounts,
+    applications,
     ca,
     chain,
     channels,
@@ -52,6 +53,8 @@ app.add_typer(accounts.key_app, name="access-key")
 app.command("audit")(accounts.audit)
 app.add_typer(governance.proposal_app, name="proposal")
 app.add_typer(governance.invitation_app, name="invitation")
+app.add_typer(applications.join_code_app, name="join-code")
+app.add_typer(applications.application_app, name="application")
 app.add_typer(ca.app, name="ca")
 app.add_typer(dev.app, name="dev")
 app.add_typer(notary.app, name="notary")

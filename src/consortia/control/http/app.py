@@ -40,6 +40,7 @@ from consortia.control.http.middleware import RequestContextMiddleware
 from consortia.control.http.ratelimit import TokenBuckets
 from consortia.control.http.routes import (
     access_keys,
+    applications,
     audit,
     ca,
     channels,
@@ -90,6 +91,10 @@ TAGS: list[dict[str, Any]] = [
                                           "and the members' votes on them."},
     {"name": "invitations", "description": "Invitations to a tenant, made by approved "
                                             "proposals: accept by creating a member."},
+    {"name": "join codes", "description": "Shareable codes with which a tenant applies to "
+                                          "join a network it cannot see (ADR 0018)."},
+    {"name": "join applications", "description": "Applications to join, reviewed by the "
+                                                 "network's admins and decided by a vote."},
     {"name": "ca identities", "description": "Identities registered with a member's CA; "
                                              "their one-time enrollment secrets."},
     {"name": "certificates", "description": "Enrollment from the holder's CSR, re-enrollment, "
@@ -145,7 +150,8 @@ def create_app(settings: ControlSettings, *, control: Control | None = None) -> 
     for module in (tenant, users, access_keys, sessions, audit):
         app.include_router(module.api)
     for api in (networks.networks, networks.members, networks.nodes, governance.proposals,
-                governance.invitations, channels.channels):
+                governance.invitations, applications.join_codes, applications.applications,
+                channels.channels):
         app.include_router(api)
     for api in (ca.identities, ca.certificates, ca.csrs):
         app.include_router(api)

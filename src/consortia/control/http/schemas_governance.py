@@ -6,13 +6,14 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from consortia.control.http.schemas import ClientToken, Description, VotingPolicy
+from consortia.control.http.schemas import ClientToken, Description, Name, VotingPolicy
 from consortia.control.store.enums import (
     Consensus,
     InvitationStatus,
     Profile,
     ProposalAction,
     ProposalStatus,
+    ResourceClass,
     ThresholdComparator,
     VoteValue,
 )
@@ -32,7 +33,12 @@ class ProposalCreate(_In):
                     "target_member_id instead (422 invalid_target otherwise).")
     target_member_id: str | None = Field(
         default=None, min_length=1, max_length=64,
-        description="REMOVE_MEMBER: the member to remove (mem-…).")
+        description="REMOVE_MEMBER: the member to remove (mem-…); ADD_VALIDATOR: the "
+                    "member (of the caller's tenant) the new validator belongs to.")
+    node_name: Name | None = Field(
+        default=None, description="ADD_VALIDATOR: the new validator's name.")
+    resource_class: ResourceClass | None = Field(
+        default=None, description="ADD_VALIDATOR: the new validator's size (small).")
     description: Description = ""
     client_token: ClientToken | None = None
 
@@ -59,6 +65,10 @@ class Proposal(BaseModel):
     expires_at: datetime
     decided_at: datetime | None
     failure_reason: str | None = Field(description="Why an approved action failed.")
+    node_name: str | None = Field(default=None, description="ADD_VALIDATOR: the node's name.")
+    resource_class: ResourceClass | None = None
+    node_id: str | None = Field(default=None,
+                                description="ADD_VALIDATOR: the node its approval made.")
     created_at: datetime
     updated_at: datetime
 

@@ -35,6 +35,7 @@ from consortia.control.provision.base import Provisioner
 from consortia.control.provision.kubernetes import KubernetesProvisioner
 from consortia.control.provision.local import LocalProvisioner
 from consortia.control.services.access_keys import AccessKeyService
+from consortia.control.services.applications import ApplicationService
 from consortia.control.services.audit import AuditService
 from consortia.control.services.authn import AuthService
 from consortia.control.services.ca_identities import CaIdentityService
@@ -44,6 +45,7 @@ from consortia.control.services.channels import ChannelService
 from consortia.control.services.csrs import CsrService
 from consortia.control.services.external import ExternalNodeService
 from consortia.control.services.invitations import InvitationService
+from consortia.control.services.join_codes import JoinCodeService
 from consortia.control.services.members import MemberService
 from consortia.control.services.networks import NetworkService
 from consortia.control.services.nodes import NodeService
@@ -62,8 +64,8 @@ from consortia.types.errors import ConfigError, Unavailable
 
 class Control:
     """The services of one control plane: tenants, users, access keys, sessions, audit,
-    networks, members, nodes, proposals and votes, invitations, channels, and the members'
-    CAs (identities, certificates, CSRs)."""
+    networks, members, nodes, proposals and votes, invitations, join codes and
+    applications, channels, and the members' CAs (identities, certificates, CSRs)."""
 
     def __init__(self, settings: ControlSettings, *, engine: Engine | None = None,
                  passwords: Passwords = DEFAULT_PASSWORDS, check_schema: bool = True,
@@ -97,6 +99,8 @@ class Control:
         self.external_nodes = ExternalNodeService(self)
         self.proposals = ProposalService(self)
         self.invitations = InvitationService(self)
+        self.join_codes = JoinCodeService(self)
+        self.applications = ApplicationService(self)
         self.ca_identities = CaIdentityService(self)
         self.certificates = CertificateService(self)
         self.csrs = CsrService(self)

@@ -5,7 +5,8 @@ Rules (docs/spec/control-api.md, "Members"):
 - the network's creator (admins and owners) creates the first member of a network made
   in ``standard`` mode, which founds its chain (genesis with the member's organization,
   its validators started);
-- every later member is created by an invited tenant from its invitation (``join``): the
+- every later member is created by an invited tenant from its invitation (``join``; an
+  approved join application carries one, and records the member made from it): the
   ``OrgUpdate`` configuration transaction adding its organization is signed for the
   members that voted YES on the invitation's proposal (``org_changes``); the member is
   AVAILABLE once it committed, CREATE_FAILED with the reason if the chain refused it (the
@@ -27,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from consortia.control.services.applications import record_member
 from consortia.control.services.chains import (
     channel_nodes_of,
     new_member_ca,
@@ -242,6 +244,7 @@ class MemberService:
             invitation.status = InvitationStatus.ACCEPTED
             invitation.responded_at = self._c.now()
             invitation.member_id = member.id
+            record_member(db, invitation.id, member.id)
             self._c.audit.record(db, actor, "member.create", member.id)
         try:
             add_organization(self._c, network_id, member_id, approvers)
@@ -255,6 +258,7 @@ class MemberService:
                 reopened.status = InvitationStatus.PENDING
                 reopened.responded_at = None
                 reopened.member_id = None
+                record_member(db, invitation_id, None)
         else:
             with self._c.transaction() as db:
                 row = db.get(Member, member_id)

@@ -27,12 +27,14 @@ Rules (docs/spec/control-api.md, "Nodes"):
 - **external** peers (``external.py``, ADR 0019) are rows only: their member runs them
   from a join bundle, their health is polled; deleting one revokes its identity;
 - approvals are given by the admins of the caller tenant's members in the network; where
-  they are not a majority, 409 ``not_enough_approvals`` (other organizations' approvals
-  come with proposals and votes).
+  they are not a majority, 409 ``not_enough_approvals``, whose message points at an
+  ``ADD_VALIDATOR`` proposal (``validator_proposals``): the other organizations approve by
+  voting YES, and the approved proposal adds the validator (``join_approved``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -88,6 +90,8 @@ from consortia.types.errors import (
 if TYPE_CHECKING:
     from consortia.control.services.control import Control
 
+_Approvers = Callable[[Session, Network, Member], Sequence[Member]]
+"""Who signs a validator change: the members whose admins approve, the node's own first."""
 
 
 @dataclass(frozen=True)
@@ -208,15 +212,27 @@ class NodeService:
         elif peer:
             self._start_peer(node.id)
         else:
-            self._join(actor, node.id)
+            self._join(node.id, lambda db, network, member: _approvers(db, actor, network,
+                                                                       member))
         with self._c.transaction() as db:
             return Created(own_node(db, actor.tenant_id, network_id, member_id, node.id))
 
-    def _join(self, actor: Actor, node_id: str) -> None:
-        """Make the new node a validator of its chain, then start it; FAILED on failure."""
+    def join_approved(self, node_id: str, approver_ids: Sequence[str]) -> str | None:
+        """Make node ``node_id`` (a row CREATING) a validator signed for the members
+        ``approver_ids`` (its own first: an approved ADD_VALIDATOR proposal's), then start
+        it; the reason it failed (the node is FAILED then), None once it is started."""
+        def approvers(db: Session, _network: Network, _member: Member) -> Sequence[Member]:
+            rows = [db.get(Member, i) for i in approver_ids]
+            return [m for m in rows if m is not None and m.ca_key_sealed is not None]
+
+        return self._join(node_id, approvers)
+
+    def _join(self, node_id: str, approvers: _Approvers) -> str | None:
+        """Make the new node a validator of its chain, then start it; FAILED on failure
+        (the reason returned)."""
         runtime = self._c.runtime
         try:
-            change = self._read_change(actor, node_id)
+            change = self._read_change(node_id, approvers)
             ca = open_member_ca(self._c.box, change.member)
             cert = runtime.files.write_validator(ca, change.node, self._c.settings.node_host,
                                                  change.peers)
@@ -231,11 +247,14 @@ class NodeService:
                 row.provisioner_ref = node_id
             runtime.provision(change.node)
         except CHAIN_ERRORS as exc:
+            reason = f"could not join the chain: {why(exc)}"[:1024]
             with self._c.transaction() as db:
                 row = db.get(Node, node_id)
                 if row is not None and row.status not in GONE:
                     row.status = NodeStatus.FAILED
-                    row.status_reason = f"could not join the chain: {why(exc)}"[:1024]
+                    row.status_reason = reason
+            return reason
+        return None
 
     def _start_peer(self, node_id: str) -> None:
         """Issue the peer's identity, write its directory following the network's
@@ -314,7 +333,8 @@ class NodeService:
         """Remove the node from the chain's validators; raise when the chain refuses or
         cannot take the change now (nothing is changed then)."""
         runtime = self._c.runtime
-        change = self._read_change(actor, node_id)
+        change = self._read_change(node_id, lambda db, network, member: _approvers(
+            db, actor, network, member))
         try:
             tx = self._signed(change, "remove", b"")
             receipt = runtime.gateway.commit(change.target, tx,
@@ -331,14 +351,14 @@ class NodeService:
 
     # --- helpers ---------------------------------------------------------------------------
 
-    def _read_change(self, actor: Actor, node_id: str) -> _Change:
+    def _read_change(self, node_id: str, approvers_of: _Approvers) -> _Change:
         with self._c.transaction() as db:
             node = db.get(Node, node_id)
             assert node is not None
             network = db.get(Network, node.network_id)
             member = db.get(Member, node.member_id)
             assert network is not None and member is not None
-            approvers = _approvers(db, actor, network, member)
+            approvers = approvers_of(db, network, member)
             others = [v for v in validators_of(db, network.id) if v.id != node.id]
             target = next((v.api_endpoint for v in others
                            if v.status is NodeStatus.AVAILABLE and v.api_endpoint), None)
@@ -346,7 +366,7 @@ class NodeService:
                 raise Unavailable("no other validator of the network is AVAILABLE to take "
                                   "the configuration change", code="chain_unavailable")
             peers = {v.id: v.p2p_endpoint for v in others if v.p2p_endpoint}
-            return _Change(network, member, node, approvers, target, peers)
+            return _Change(network, member, node, list(approvers), target, peers)
 
     def _signed(self, change: _Change, op: str, cert: bytes) -> SignedTx:
         """The validator change, bound to the configuration in force (read from the node
@@ -376,7 +396,9 @@ def _approvers(db: Session, actor: Actor, network: Network, member: Member) -> l
     if len(mine) < need:
         raise Conflict(f"changing the validators needs the admins of {need} of the "
                        f"network's {len(members)} organizations; this tenant holds "
-                       f"{len(mine)} (other members approve through proposals)",
+                       f"{len(mine)}: propose it for the other members to approve (POST "
+                       f"/v1/networks/{network.id}/proposals with action ADD_VALIDATOR, "
+                       f"target_member_id {member.id} and node_name)",
                        code="not_enough_approvals")
     return mine[:need]
 

@@ -3,7 +3,8 @@
 Rules (docs/spec/control-api.md, "Proposals and votes"):
 
 - an admin of a member's tenant proposes, in the member's name, to invite a tenant
-  (``INVITE_TENANT``) or to remove a member (``REMOVE_MEMBER``) of an AVAILABLE network;
+  (``INVITE_TENANT``), to remove a member (``REMOVE_MEMBER``) or to add a validator to one
+  of its own members (``ADD_VALIDATOR``, ``validator_proposals``) of an AVAILABLE network;
   the network's voting policy is copied onto the proposal, which is open for the
   network's proposal duration;
 - each AVAILABLE member votes once (YES or NO), by an admin of its tenant; the proposal is
@@ -13,7 +14,10 @@ Rules (docs/spec/control-api.md, "Proposals and votes"):
   an invitation to the tenant (which then creates its member from it — the configuration
   transaction adding its organization is signed for the members that voted YES), or the
   member's removal (its validators leave the validator set, then its organization leaves
-  the configuration, both signed for the members that voted YES; its nodes are stopped).
+  the configuration, both signed for the members that voted YES; its nodes are stopped),
+  or the new validator (its ``validator_update`` signed for the target member and the
+  members that voted YES); an INVITE_TENANT proposal opened by accepting a join
+  application decides the application with it (``applications``).
   An action that fails leaves the proposal ACTION_FAILED with the reason;
 - proposals and votes are visible to every tenant that sees the network.
 """
@@ -39,6 +43,7 @@ from consortia.control.services.context import (
 )
 from consortia.control.services.org_changes import remove_organization
 from consortia.control.services.scope import own_member, visible_member, visible_network
+from consortia.control.services.validator_proposals import check_addition, execute_addition
 from consortia.control.services.voting import Tally, expire_due, outcome, tally
 from consortia.control.store.base import new_id
 from consortia.control.store.enums import (
@@ -47,6 +52,7 @@ from consortia.control.store.enums import (
     NodeStatus,
     ProposalAction,
     ProposalStatus,
+    ResourceClass,
     ResourceStatus,
     TenantStatus,
     UserRole,
@@ -117,14 +123,17 @@ class ProposalService:
     def create(self, actor: Actor, network_id: str, *, member_id: str,
                action: ProposalAction, target_tenant_id: str | None = None,
                target_member_id: str | None = None, description: str = "",
+               node_name: str | None = None, resource_class: ResourceClass | None = None,
                client_token: str | None = None) -> Created[Proposal]:
         """Open a proposal in the name of ``member_id`` (a member of the caller's tenant)."""
         actor.require(UserRole.ADMIN, "making proposals")
-        fp = fingerprint(self._c.fingerprint_key, "proposal.create", actor, {
+        params: dict[str, object] = {
             "network_id": network_id, "member_id": member_id, "action": action.value,
             "target_tenant_id": target_tenant_id, "target_member_id": target_member_id,
-            "description": description})
-        now = self._c.now()
+            "description": description}
+        if action is ProposalAction.ADD_VALIDATOR:
+            params.update(node_name=node_name, resource_class=resource_class)
+        fp = fingerprint(self._c.fingerprint_key, "proposal.create", actor, params)
         with self._c.transaction() as db:
             if client_token is not None:
                 existing = by_client_token(db, Proposal, actor.tenant_id, client_token)
@@ -132,22 +141,14 @@ class ProposalService:
                     check_replay(existing.request_sha256, fp, client_token)
                     self._c.audit.record(db, actor, "proposal.create", existing.id)
                     return Created(existing, replayed=True)
-            network = visible_network(db, actor.tenant_id, network_id)
-            proposer = own_member(db, actor.tenant_id, network_id, member_id)
-            expire_due(db, now, network_id=network_id)
-            _check_open(network, proposer)
-            _check_target(db, actor, network, action, target_tenant_id, target_member_id)
-            proposal = Proposal(
-                id=new_id("prp"), network_id=network_id, tenant_id=actor.tenant_id,
-                proposer_member_id=proposer.id, action=action,
-                target_tenant_id=target_tenant_id, target_member_id=target_member_id,
-                description=description, threshold_percentage=network.threshold_percentage,
-                threshold_comparator=network.threshold_comparator,
-                expires_at=now + timedelta(hours=network.proposal_duration_hours),
-                client_token=client_token, request_sha256=fp if client_token else None)
             try:
                 with db.begin_nested():
-                    db.add(proposal)
+                    proposal = open_proposal(
+                        self._c, db, actor, network_id, member_id, action,
+                        target_tenant_id=target_tenant_id, target_member_id=target_member_id,
+                        description=description, node_name=node_name,
+                        resource_class=resource_class, client_token=client_token,
+                        request_sha256=fp if client_token else None)
             except IntegrityError:
                 existing = (None if client_token is None
                             else by_client_token(db, Proposal, actor.tenant_id, client_token))
@@ -195,6 +196,9 @@ class ProposalService:
         if proposal.status is ProposalStatus.APPROVED \
                 and proposal.action is ProposalAction.REMOVE_MEMBER:
             execute_removal(self._c, proposal.id)
+        if proposal.status is ProposalStatus.APPROVED \
+                and proposal.action is ProposalAction.ADD_VALIDATOR:
+            execute_addition(self._c, proposal.id)
         with self._c.transaction() as db:
             proposal = live_proposal(db, network_id, proposal_id)
             return vote, proposal, tally(db, proposal)
@@ -204,20 +208,61 @@ class ProposalService:
         invitation is issued; an application decided by it follows it."""
         application = db.scalar(select(JoinApplication).where(
             JoinApplication.proposal_id == proposal.id))
+        invitation = None
         if proposal.action is ProposalAction.INVITE_TENANT \
                 and proposal.status is ProposalStatus.APPROVED:
             assert proposal.target_tenant_id is not None
-            db.add(Invitation(
+            invitation = Invitation(
                 id=new_id("inv"), network_id=proposal.network_id,
                 tenant_id=proposal.tenant_id, invitee_tenant_id=proposal.target_tenant_id,
                 proposal_id=proposal.id, message=proposal.description,
                 status=InvitationStatus.PENDING,
-                expires_at=self._c.now() + timedelta(days=INVITATION_DAYS)))
-        if application is not None:
+                expires_at=self._c.now() + timedelta(days=INVITATION_DAYS))
+            db.add(invitation)
+            db.flush()
+        if application is not None and application.status is ApplicationStatus.PENDING:
             application.status = (ApplicationStatus.APPROVED
                                   if proposal.status is ProposalStatus.APPROVED
                                   else ApplicationStatus.REJECTED)
+            application.invitation_id = None if invitation is None else invitation.id
             application.decided_at = self._c.now()
+
+
+def open_proposal(control: Control, db: Session, actor: Actor, network_id: str,
+                  member_id: str, action: ProposalAction, *,
+                  target_tenant_id: str | None = None, target_member_id: str | None = None,
+                  description: str = "", node_name: str | None = None,
+                  resource_class: ResourceClass | None = None,
+                  client_token: str | None = None, request_sha256: str | None = None
+                  ) -> Proposal:
+    """Check and add a proposal in ``db``'s transaction (``create``, and a join
+    application's acceptance): the network's voting policy is copied onto it."""
+    now = control.now()
+    network = visible_network(db, actor.tenant_id, network_id)
+    proposer = own_member(db, actor.tenant_id, network_id, member_id)
+    expire_due(db, now, network_id=network_id)
+    _check_open(network, proposer)
+    if action is ProposalAction.ADD_VALIDATOR:
+        check_addition(db, actor, network, target_tenant_id, target_member_id, node_name)
+    else:
+        if node_name is not None or resource_class is not None:
+            raise InvalidRequest("node_name and resource_class are given for ADD_VALIDATOR "
+                                 "only", code="invalid_target")
+        _check_target(db, actor, network, action, target_tenant_id, target_member_id)
+    proposal = Proposal(
+        id=new_id("prp"), network_id=network_id, tenant_id=actor.tenant_id,
+        proposer_member_id=proposer.id, action=action,
+        target_tenant_id=target_tenant_id, target_member_id=target_member_id,
+        description=description, threshold_percentage=network.threshold_percentage,
+        threshold_comparator=network.threshold_comparator,
+        expires_at=now + timedelta(hours=network.proposal_duration_hours),
+        node_name=node_name,
+        node_resource_class=(resource_class or ResourceClass.SMALL
+                             if action is ProposalAction.ADD_VALIDATOR else None),
+        client_token=client_token, request_sha256=request_sha256)
+    db.add(proposal)
+    db.flush()
+    return proposal
 
 
 def _check_open(network: Network, proposer: Member) -> None:

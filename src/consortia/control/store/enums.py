@@ -86,6 +86,12 @@ class InvitationStatus(StrEnum):
 
 
 class ApplicationStatus(StrEnum):
+    """A join application's lifecycle (ADR 0018): PENDING until its network's admins
+    reject it (REJECTED) or the INVITE_TENANT proposal its acceptance opened is decided
+    (APPROVED, with the invitation the approval made; REJECTED); WITHDRAWN by the
+    applicant; EXPIRED when its deadline or its proposal's passes undecided. An APPROVED
+    application whose member has been created carries its ``member_id``."""
+
     PENDING = "PENDING"
     APPROVED = "APPROVED"
     REJECTED = "REJECTED"
@@ -96,6 +102,15 @@ class ApplicationStatus(StrEnum):
 class ProposalAction(StrEnum):
     INVITE_TENANT = "INVITE_TENANT"
     REMOVE_MEMBER = "REMOVE_MEMBER"
+    ADD_VALIDATOR = "ADD_VALIDATOR"
+    """A validator for the target member, approved by the members that vote YES (ADR 0018)."""
+
+
+class JoinCodeStatus(StrEnum):
+    """A join code is ACTIVE until revoked; expiry and use limits are read from its row."""
+
+    ACTIVE = "ACTIVE"
+    REVOKED = "REVOKED"
 
 
 class ProposalStatus(StrEnum):

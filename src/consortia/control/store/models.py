@@ -9,7 +9,7 @@
              │            │           └─ channel_members ── channels ── nodes (channel_id)
              │            ├─ proposals ── votes
              │            ├─ invitations
-             │            └─ join_applications
+             │            ├─ join_codes ── join_applications
              audit_records, api_nonces (no foreign keys: they outlive what they describe)
 
 Every resource row carries the ``tenant_id`` that owns it, and rows scoped by a member
@@ -63,6 +63,7 @@ from consortia.control.store.enums import (
     CsrStatus,
     IdentityType,
     InvitationStatus,
+    JoinCodeStatus,
     NodeHealth,
     NodeStatus,
     NodeType,
@@ -284,7 +285,9 @@ class Proposal(Timestamps, Idempotent, Base):
             "(action = 'INVITE_TENANT' AND target_tenant_id IS NOT NULL"
             " AND target_member_id IS NULL) OR "
             "(action = 'REMOVE_MEMBER' AND target_member_id IS NOT NULL"
-            " AND target_tenant_id IS NULL)", name="target"),
+            " AND target_tenant_id IS NULL) OR "
+            "(action = 'ADD_VALIDATOR' AND target_member_id IS NOT NULL"
+            " AND target_tenant_id IS NULL AND node_name IS NOT NULL)", name="target"),
         CheckConstraint("threshold_percentage BETWEEN 0 AND 100", name="threshold_percentage"),
         UniqueConstraint("id", "network_id"),  # target of votes' (proposal_id, network_id)
         Index("ix_proposals_network_id_status", "network_id", "status"),
@@ -311,6 +314,12 @@ class Proposal(Timestamps, Idempotent, Base):
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     failure_reason: Mapped[str | None] = mapped_column(String(_DESCRIPTION))
     """Why an approved proposal's action failed (status ``ACTION_FAILED``)."""
+    node_name: Mapped[str | None] = mapped_column(String(_NAME))
+    """ADD_VALIDATOR: the name of the validator to add to the target member."""
+    node_resource_class: Mapped[ResourceClass | None] = mapped_column(
+        enum_type(ResourceClass, "node_resource_class"))
+    node_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    """ADD_VALIDATOR: the node the approval created."""
 
 
 class Vote(Timestamps, Base):
@@ -385,6 +394,42 @@ class JoinApplication(Timestamps, Idempotent, Base):
     """The proposal opened to decide it, in a network that votes on new members."""
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     member_id: Mapped[str | None] = ref(ForeignKey(MEMBERS), nullable=True)
+    """The member the applicant created from the invitation its approval made."""
+    join_code_id: Mapped[str | None] = ref(ForeignKey("join_codes.id"), nullable=True)
+    """The join code it was submitted with."""
+    invitation_id: Mapped[str | None] = ref(ForeignKey("invitations.id"), nullable=True)
+    """The invitation its approved proposal made (the applicant joins with it)."""
+
+
+class JoinCode(Timestamps, Idempotent, Base):
+    """A shareable code with which a tenant that cannot see a network applies to join it
+    (ADR 0018). Only an HMAC of its secret is stored; the code is shown once."""
+
+    __tablename__ = "join_codes"
+    __table_args__ = (
+        _member_scope(),
+        CheckConstraint("max_uses IS NULL OR max_uses > 0", name="max_uses"),
+        Index("ix_join_codes_network_id", "network_id"),
+        _idempotency(),
+        _tenant_listing("join_codes"),
+    )
+
+    id: Mapped[str] = id_column("jc")
+    network_id: Mapped[str] = ref(ForeignKey(NETWORKS))
+    tenant_id: Mapped[str] = ref(ForeignKey(TENANTS))
+    """The creating tenant (a member's)."""
+    member_id: Mapped[str] = ref()
+    """The member in whose name applications are invited."""
+    description: Mapped[str] = mapped_column(String(_DESCRIPTION), default="")
+    secret_hmac: Mapped[str] = mapped_column(String(64))
+    """HMAC-SHA256 (keyed from the master key) of the code's secret part, hex."""
+    status: Mapped[JoinCodeStatus] = mapped_column(enum_type(JoinCodeStatus, "status"),
+                                                   default=JoinCodeStatus.ACTIVE)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    max_uses: Mapped[int | None] = mapped_column(Integer)
+    """How many applications it takes; NULL: any number until it expires."""
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 # --- channels and nodes --------------------------------------------------------------------

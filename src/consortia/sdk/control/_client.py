@@ -29,6 +29,7 @@ import httpx
 
 from consortia import __version__
 from consortia.sdk.auth import SigningAuth
+from consortia.sdk.control._applications import ApplicationCalls
 from consortia.sdk.control._ca import CaCalls
 from consortia.sdk.control._channels import ChannelCalls
 from consortia.sdk.control._credentials import DEFAULT_PROFILE, load_profile
@@ -96,9 +97,10 @@ def _error(resp: httpx.Response) -> ApiError:
                         status=resp.status_code, request_id=request_id)
 
 
-class ControlClient(CaCalls, ChannelCalls):
+class ControlClient(CaCalls, ChannelCalls, ApplicationCalls):
     """Synchronous client of one control plane, signing with one access key (its member-CA
-    calls: ``CaCalls``, ``_ca.py``; its channel calls: ``ChannelCalls``, ``_channels.py``)."""
+    calls: ``CaCalls``, ``_ca.py``; its channel calls: ``ChannelCalls``, ``_channels.py``;
+    join codes and applications: ``ApplicationCalls``, ``_applications.py``)."""
 
     def __init__(self, base_url: str, credentials: Credentials | None, *,
                  timeout: float = DEFAULT_TIMEOUT,
@@ -377,13 +379,15 @@ class ControlClient(CaCalls, ChannelCalls):
     def create_proposal(self, network_id: str, member_id: str, action: str, *,
                         target_tenant_id: str | None = None,
                         target_member_id: str | None = None, description: str | None = None,
+                        node_name: str | None = None, resource_class: str | None = None,
                         client_token: str | None = None) -> Proposal:
-        """INVITE_TENANT (``target_tenant_id``) or REMOVE_MEMBER (``target_member_id``),
-        proposed by the caller's member ``member_id``."""
+        """INVITE_TENANT (``target_tenant_id``), REMOVE_MEMBER (``target_member_id``) or
+        ADD_VALIDATOR (``target_member_id``: one of the caller's members, ``node_name``,
+        ``resource_class``), proposed by the caller's member ``member_id``."""
         return self._post(Proposal, f"/v1/networks/{network_id}/proposals", self._create(
             {"member_id": member_id, "action": action, "target_tenant_id": target_tenant_id,
-             "target_member_id": target_member_id, "description": description},
-            client_token))
+             "target_member_id": target_member_id, "description": description,
+             "node_name": node_name, "resource_class": resource_class}, client_token))
 
     def list_proposals(self, network_id: str, *, status: str | None = None,
                        limit: int | None = None,

@@ -220,7 +220,7 @@ class Channel(Resource):
 
 @dataclass(frozen=True, slots=True)
 class Proposal(Resource):
-    """A vote of a network's members: INVITE_TENANT or REMOVE_MEMBER."""
+    """A vote of a network's members: INVITE_TENANT, REMOVE_MEMBER or ADD_VALIDATOR."""
 
     id: str
     network_id: str
@@ -241,6 +241,11 @@ class Proposal(Resource):
     failure_reason: str | None
     """Why an approved proposal's action failed (ACTION_FAILED)."""
     created_at: str
+    node_name: str | None = None
+    """ADD_VALIDATOR: the new validator's name."""
+    resource_class: str | None = None
+    node_id: str | None = None
+    """ADD_VALIDATOR: the node its approval made."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +285,53 @@ class Invitation(Resource):
     responded_at: str | None
     member_id: str | None
     """The member created by accepting it."""
+    created_at: str
+
+    @property
+    def network_id(self) -> str:
+        return str(self.network["id"])
+
+
+@dataclass(frozen=True, slots=True)
+class JoinCode(Resource):
+    """A code with which another tenant applies to join a network (ADR 0018)."""
+
+    id: str
+    network_id: str
+    member_id: str
+    description: str | None
+    status: str
+    """ACTIVE or REVOKED."""
+    usable: bool
+    """ACTIVE, not expired, not used up."""
+    expires_at: str
+    max_uses: int | None
+    uses: int
+    created_at: str
+    join_code: str | None = None
+    """The code to share: in the create answer only (only a hash of it is kept)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JoinApplication(Resource):
+    """A tenant's application to join a network, reviewed by its admins and decided by an
+    INVITE_TENANT proposal."""
+
+    id: str
+    network: dict[str, Any]
+    """``{id, name, profile, consensus}``: the applicant cannot read the network itself."""
+    tenant_id: str
+    """The applying tenant."""
+    member_name: str
+    message: str | None
+    status: str
+    """PENDING, APPROVED, REJECTED, WITHDRAWN or EXPIRED."""
+    proposal_id: str | None
+    invitation_id: str | None
+    """APPROVED: create the member with it."""
+    member_id: str | None
+    expires_at: str | None
+    decided_at: str | None
     created_at: str
 
     @property

@@ -43,8 +43,9 @@ def proposal_out(row: models.Proposal, counted: Tally) -> gov.Proposal:
         tally=gov.Tally(yes=counted.yes, no=counted.no, eligible=counted.eligible,
                         outstanding=counted.outstanding),
         expires_at=row.expires_at, decided_at=row.decided_at,
-        failure_reason=row.failure_reason, created_at=row.created_at,
-        updated_at=row.updated_at)
+        failure_reason=row.failure_reason, node_name=row.node_name,
+        resource_class=row.node_resource_class, node_id=row.node_id,
+        created_at=row.created_at, updated_at=row.updated_at)
 
 
 def vote_out(row: models.Vote) -> gov.Vote:
@@ -68,18 +69,21 @@ def invitation_out(row: models.Invitation, network: models.Network) -> gov.Invit
 
 
 @proposals.post("/networks/{network_id}/proposals", response_model=gov.Proposal,
-                status_code=201, summary="Propose to invite a tenant or remove a member",
+                status_code=201,
+                summary="Propose to invite a tenant, remove a member or add a validator",
                 operation_id="create_proposal", responses=CONFLICT_RESPONSE,
                 openapi_extra=audited("proposal.create"))
 def create_proposal(network_id: NetworkId, body: gov.ProposalCreate,
                     p: Principal = Depends(admin), ctl: Control = Depends(control)
                     ) -> gov.Proposal:
     """Made in the name of one of the caller's members; decided by the members' votes
-    under the network's voting policy within its proposal duration."""
+    under the network's voting policy within its proposal duration. ADD_VALIDATOR adds a
+    validator to one of the caller's members, signed for the members that vote YES."""
     created = ctl.proposals.create(
         p.actor, network_id, member_id=body.member_id, action=body.action,
         target_tenant_id=body.target_tenant_id, target_member_id=body.target_member_id,
-        description=body.description, client_token=body.client_token)
+        description=body.description, node_name=body.node_name,
+        resource_class=body.resource_class, client_token=body.client_token)
     row, counted = ctl.proposals.get(p.actor, network_id, created.item.id)
     return proposal_out(row, counted)
 
