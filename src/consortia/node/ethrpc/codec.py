@@ -114,7 +114,7 @@ def parse_block_ref(value: Any, param: str, allow_hash: bool = False) -> BlockRe
     ``{"blockHash": h[, "requireCanonical": b]}`` or ``{"blockNumber": n}``."""
     if isinstance(value, str):
         if value in BLOCK_TAGS:
-            return BlockRef(tag=value)  # type: ignore[arg-type]  # checked just above
+            return BlockRef(tag=value)
         return BlockRef(number=parse_quantity(value, param, bits=64))
     if allow_hash and isinstance(value, dict):
         extra = set(value) - {"blockHash", "blockNumber", "requireCanonical"}
