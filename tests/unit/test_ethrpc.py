@@ -139,7 +139,7 @@ def test_topics_wildcards_and_or_lists() -> None:
     t1, t2 = "0x" + "01" * 32, "0x" + "02" * 32
     parsed = parse_topics([None, [t1, t2], t1, None], "topics")
     assert parsed == (None, (bytes.fromhex("01" * 32), bytes.fromhex("02" * 32)),
-                      (bytes.fromhex("01" * 32),))
+                      (bytes.fromhex("01" * 32),), None)
     with pytest.raises(RpcError, match="more than 4"):
         parse_topics([None] * 5, "topics")
 

@@ -170,6 +170,4 @@ def parse_topics(value: Any, param: str) -> TopicFilter:
                 out.append(tuple(parse_hash(t, f"{where}[{j}]") for j, t in enumerate(position)))
         else:
             raise invalid_params(where, "expected null, a topic or a list of topics")
-    while out and out[-1] is None:
-        out.pop()
-    return tuple(out)
+    return tuple(out)  # trailing wildcards kept: they still ask for that many topics (geth)

@@ -149,7 +149,9 @@ class Filters:
             last_n = await self.resolve.number(criteria.to_ref)
             assert first_n is not None and last_n is not None  # tags and numbers only
             first, last = max(first_n, floor), min(last_n, head)
-            if first_n > last_n:
+            if first_n > last_n and criteria.to_ref.number is not None:
+                # two explicit numbers in the wrong order; a range running past the head
+                # (fromBlock beyond "latest", as a polling client asks) is simply empty
                 raise RpcError(SERVER_ERROR, "invalid block range params")
         if first > last:
             return []
@@ -220,13 +222,11 @@ class Filters:
                     hashes.append(data(block.header.hash))
                 flt.next_block = last + 1
                 return hashes
+            # A tag in the range means "as the chain grows": only numbers bound the polls.
             criteria = flt.criteria
-            lo = await self.resolve.number(criteria.from_ref)
-            hi = await self.resolve.number(criteria.to_ref)
-            assert lo is not None and hi is not None
-            start = max(lo, flt.next_block)
-            if criteria.to_ref.tag is None:
-                last = min(last, hi)
+            start = max(criteria.from_ref.number or 0, flt.next_block)
+            if criteria.to_ref.number is not None:
+                last = min(last, criteria.to_ref.number)
             logs = [] if start > last else await self._fetch(
                 LogFilter(start, last, criteria.addresses, criteria.topics))
             flt.next_block = max(flt.next_block, last + 1)

@@ -117,9 +117,8 @@ class WsConnection:
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in tasks:
+            for task in tasks:  # not awaited: the connection is done whatever they do
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             self._stop_listening()
             self.subscriptions.clear()
             self.filters.drop_owner(self)
