@@ -82,9 +82,21 @@ class KubernetesSettings:
     """SIGTERM → SIGKILL, and how long ``stop`` waits beyond it for the pod to go (+30 s)."""
     start_timeout_seconds: int = 60
     """How long a starting node may take to answer ``/healthz`` (the startup probe)."""
+    api_port: int = 7050
+    """The port of every node's API on its Service (each node has a Service, a DNS name
+    of its own: no two nodes compete for a port, unlike on one machine)."""
+    p2p_port: int = 7051
+    """The port of every validator's p2p transport on its Service (raft, pbft)."""
+    retain_volumes: bool = True
+    """Deleting a node keeps its volume claim (its ledger), as the local provisioner keeps
+    a deleted node's directory; False deletes the claim with the node."""
 
     def __post_init__(self) -> None:
         self.target()  # validates namespace, image, storage class, domain, timings
+        if not (0 < self.api_port < 65536 and 0 < self.p2p_port < 65536) \
+                or self.api_port == self.p2p_port:
+            raise ConfigError("kubernetes api_port and p2p_port must be two distinct ports "
+                              "within 1..65535")
         if not 0 < self.request_timeout <= 300:
             raise ConfigError("kubernetes request_timeout must be within (0, 300] seconds")
         if not 0 < self.poll_interval <= 600:
@@ -312,8 +324,9 @@ class KubernetesProvisioner:
 
     def delete(self, node_id: str, *, remove_data: bool = False) -> NodeState:
         """Scale to zero, wait for the pod to go, then delete the StatefulSet, Service and
-        Secret, and the claim (the node's ledger) only with ``remove_data``: DELETING, then
-        DELETED."""
+        Secret, and the claim (the node's ledger) only with ``remove_data`` or when the
+        settings do not ``retain_volumes``: DELETING, then DELETED."""
+        remove_data = remove_data or not self.settings.retain_volumes
         node, api = self._node(node_id)
         with node.action:
             self._alive(node)
@@ -370,9 +383,19 @@ class KubernetesProvisioner:
                                        + (f": {node.reason}" if node.reason else ""))
                 self._changed.wait(remaining)
 
-    def api_url(self, node_id: str, port: int) -> str:
-        """The in-cluster URL of ``node_id``'s API on ``port`` (its Service's DNS name)."""
+    def api_url(self, node_id: str, port: int | None = None) -> str:
+        """The in-cluster URL of ``node_id``'s API: its Service's DNS name and ``port``
+        (default: ``settings.api_port``). What the control plane records as the node's
+        endpoint and reaches it at."""
+        port = self.settings.api_port if port is None else port
         return f"http://{mf.service_host(node_id, self.target)}:{port}"
+
+    def p2p_address(self, node_id: str, port: int | None = None) -> str:
+        """``host:port`` of ``node_id``'s p2p transport in the cluster (its Service's DNS
+        name, ``settings.p2p_port`` by default): where other validators dial it, as the
+        chain configuration and peers' configurations name it."""
+        port = self.settings.p2p_port if port is None else port
+        return f"{mf.service_host(node_id, self.target)}:{port}"
 
     # -- statuses -----------------------------------------------------------------------
 
