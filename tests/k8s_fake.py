@@ -44,6 +44,8 @@ class FakeCluster:
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_next: list[tuple[int, str]] = field(default_factory=list)
     """(status, reason) answered to the next requests instead of serving them."""
+    fail_method: str | None = None
+    """Only requests of this method (``PATCH``: applies) take ``fail_next``'s answers."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     versions: int = 0
     hang: threading.Event | None = None
@@ -117,7 +119,7 @@ class FakeCluster:
         if self.hang is not None:
             self.hang.wait(30)
         with self.lock:
-            if self.fail_next:
+            if self.fail_next and self.fail_method in (None, method):
                 code, reason = self.fail_next.pop(0)
                 return code, _status(code, reason, "injected failure")
             m = _PATH.fullmatch(parts.path)
