@@ -274,3 +274,77 @@ def test_nodes_of_another_placement_are_failed_with_the_reason(tmp_path: Path) -
             assert fake.applied() == []
         finally:
             control.close()
+
+
+# --- serve's flags and variables -------------------------------------------------------------
+
+
+def serve_args(*argv: str) -> Any:
+    from consortia.control.__main__ import parser
+
+    return parser().parse_args(["serve", "--data-dir", "/nonexistent", *argv])
+
+
+def test_serve_chooses_the_placement_from_flags_and_variables(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from consortia.control.__main__ import _K8S_FLAGS, kubernetes_settings
+
+    for _, var in [*_K8S_FLAGS.values(), ("", "CONSORTIA_PROVISIONER")]:
+        monkeypatch.delenv(var, raising=False)      # whatever the shell running the tests has
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("{}")
+    args = serve_args()
+    assert args.provisioner == "local" and kubernetes_settings(args) is None   # the default
+
+    got = kubernetes_settings(serve_args(
+        "--provisioner", "kubernetes", "--kubeconfig", str(kubeconfig), "--node-image", IMAGE,
+        "--namespace", "ledgers", "--storage-class", "fast-ssd", "--kube-context", "prod",
+        "--cluster-domain", "corp.local", "--image-pull-policy", "Always",
+        "--k8s-poll-seconds", "2.5", "--k8s-delete-volumes", "true"))
+    assert got == KubernetesSettings(
+        image=IMAGE, kubeconfig=kubeconfig, namespace="ledgers", storage_class="fast-ssd",
+        context="prod", cluster_domain="corp.local", image_pull_policy="Always",
+        poll_interval=2.5, retain_volumes=False)
+
+    monkeypatch.setenv("CONSORTIA_PROVISIONER", "kubernetes")
+    monkeypatch.setenv("CONSORTIA_KUBECONFIG", str(kubeconfig))
+    monkeypatch.setenv("CONSORTIA_NODE_IMAGE", IMAGE)
+    monkeypatch.setenv("CONSORTIA_K8S_NAMESPACE", "from-env")
+    got = kubernetes_settings(serve_args("--namespace", "from-flag"))   # a flag wins
+    assert got is not None and got.namespace == "from-flag" and got.retain_volumes
+    assert kubernetes_settings(serve_args()) == KubernetesSettings(
+        image=IMAGE, kubeconfig=kubeconfig, namespace="from-env")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--namespace", "x"], "--namespace place nodes on kubernetes"),
+    (["--provisioner", "kubernetes", "--node-image", IMAGE], "needs --kubeconfig"),
+    (["--provisioner", "kubernetes", "--kubeconfig", "KC"], "needs --node-image"),
+    (["--provisioner", "kubernetes", "--kubeconfig", "KC", "--node-image", IMAGE,
+      "--k8s-poll-seconds", "soon"], "is not a number"),
+    (["--provisioner", "kubernetes", "--kubeconfig", "KC", "--node-image", IMAGE,
+      "--k8s-delete-volumes", "maybe"], "give true or false"),
+    (["--provisioner", "kubernetes", "--kubeconfig", "KC", "--node-image", IMAGE,
+      "--namespace", "Not_A_Label"], "not a DNS-1123 label"),
+    (["--provisioner", "kubernetes", "--kubeconfig", "/nonexistent/kc", "--node-image",
+      IMAGE], "is not a file"),
+])
+def test_serve_refuses_a_bad_placement(tmp_path: Path, argv: list[str],
+                                       message: str) -> None:
+    from consortia.control.__main__ import kubernetes_settings
+    from consortia.types.errors import ConfigError
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("{}")
+    argv = [str(kubeconfig) if a == "KC" else a for a in argv]
+    with pytest.raises(ConfigError, match=message):
+        kubernetes_settings(serve_args(*argv))
+
+
+def test_serve_refuses_a_bad_placement_before_writing_anything(tmp_path: Path) -> None:
+    from consortia.control.__main__ import main
+
+    data_dir = tmp_path / "data"
+    assert main(["serve", "--data-dir", str(data_dir), "--provisioner", "kubernetes",
+                 "--node-image", IMAGE]) == 1
+    assert not data_dir.exists()

@@ -326,3 +326,18 @@ def test_the_control_plane_runs_the_provisioner_its_settings_choose(
         assert [s.spec.node_id for s in control.runtime.provisioner.nodes()] == ["validator0"]
     finally:
         control.close()
+
+
+def test_endpoints_are_the_services_names_and_volumes_go_when_not_retained(
+        cluster: tuple[FakeCluster, Path], net: Path) -> None:
+    fake, kubeconfig = cluster
+    with _provisioner(kubeconfig, retain_volumes=False, api_port=8080, p2p_port=9090) as prov:
+        host = f"consortia-validator0.{NS}.svc.cluster.local"
+        assert prov.api_url("validator0") == f"http://{host}:8080"
+        assert prov.p2p_address("validator0") == f"{host}:9090"
+        prov.create(_spec(net))
+        state = prov.delete("validator0")            # remove_data not asked: the settings
+        assert state.status is NodeStatus.DELETED and state.reason is None
+    assert not [k for k in fake.objects if k[1].startswith("consortia-validator0")]
+    with pytest.raises(ConfigError, match="two distinct ports"):
+        KubernetesSettings(image="i:1", api_port=7050, p2p_port=7050)
