@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,6 +44,9 @@ class FakeCluster:
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_next: list[tuple[int, str]] = field(default_factory=list)
     """(status, reason) answered to the next requests instead of serving them."""
+    on_request: Callable[[str, str], None] | None = None
+    """Called with (method, path) before a request is served, outside the lock: a test
+    acts there while the client waits for the answer (an interleaving, made certain)."""
     fail_method: str | None = None
     """Only requests of this method (``PATCH``: applies) take ``fail_next``'s answers."""
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -116,6 +119,8 @@ class FakeCluster:
                                   "content_type": headers.get("content-type"),
                                   "authorization": headers.get("authorization"),
                                   "body": json.loads(body) if body else None})
+        if self.on_request is not None:
+            self.on_request(method, parts.path)
         if self.hang is not None:
             self.hang.wait(30)
         with self.lock:

@@ -189,6 +189,26 @@ def test_a_network_placed_on_kubernetes_end_to_end(
         service = fake.objects[("services", f"consortia-{peer['id']}")]
         assert [p["name"] for p in service["spec"]["ports"]] == ["api"]
 
+        # -- a channel's validators are placed the same way ------------------------------
+        channels = f"/v1/networks/{net['id']}/channels"
+        r = c.post(channels, json={"name": "trade", "member_id": net["member"]["id"],
+                                   "consensus": "raft"})
+        assert r.status_code == 201, r.text
+        channel = r.json()
+        chan_nodes = c.get(f"{channels}/{channel['id']}").json()["nodes"]
+        chan_ids = [n["id"] for n in chan_nodes]
+        assert len(chan_ids) == 3
+        for n in chan_nodes:
+            host = f"consortia-{n['id']}.{NS}.svc.cluster.local"
+            assert (n["api_endpoint"], n["p2p_endpoint"]) == (f"http://{host}:7050",
+                                                              f"{host}:7051")
+        chan_genesis = load_genesis(c.get(f"{channels}/{channel['id']}/genesis").content)
+        assert [v.endpoint for v in chan_genesis.config.validators] == [
+            n["p2p_endpoint"] for n in chan_nodes]
+        for i in chan_ids:
+            fake.set_ready(f"consortia-{i}")
+        wait_for(world, c, f"{channels}/{channel['id']}", status="AVAILABLE")
+
         # -- failing pods: UNHEALTHY while the kubelet restarts it, FAILED in a loop -----
         pod = f"consortia-{ids[0]}-0"
         crash = {"ready": False, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
@@ -216,7 +236,7 @@ def test_a_network_placed_on_kubernetes_end_to_end(
         assert r.status_code == 204, r.text
         assert {n["status"] for n in c.get(nodes_path).json()["items"]} == {"DELETED"}
     deleted = set(fake.deleted())
-    for i in [*ids, peer["id"]]:
+    for i in [*ids, *chan_ids, peer["id"]]:
         name = f"consortia-{i}"
         assert {("statefulsets", name), ("services", name), ("secrets", name)} <= deleted
         for plural in ("statefulsets", "services", "secrets", "pods"):

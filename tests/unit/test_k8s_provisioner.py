@@ -341,3 +341,27 @@ def test_endpoints_are_the_services_names_and_volumes_go_when_not_retained(
     assert not [k for k in fake.objects if k[1].startswith("consortia-validator0")]
     with pytest.raises(ConfigError, match="two distinct ports"):
         KubernetesSettings(image="i:1", api_port=7050, p2p_port=7050)
+
+
+def test_a_node_created_while_a_refresh_reads_the_cluster_is_not_judged_by_it(
+        cluster: tuple[FakeCluster, Path], net: Path) -> None:
+    """A refresh lists StatefulSets, then pods; a node created between the two (or while
+    they are read) is absent from the first list. Judged by it, the node would be FAILED
+    ("its StatefulSet is gone"): it is left to the next refresh instead."""
+    fake, kubeconfig = cluster
+    with _provisioner(kubeconfig) as prov:
+        prov.create(_spec(net, "validator0"))
+
+        def create_meanwhile(method: str, path: str) -> None:
+            if method == "GET" and path.endswith("/pods"):     # sets listed, pods not yet
+                fake.on_request = None
+                prov.create(_spec(net, "validator1"))
+
+        fake.on_request = create_meanwhile
+        prov.refresh()
+        assert fake.on_request is None                                  # it did run
+        assert prov.status("validator1").status is NodeStatus.CREATING
+        assert prov.status("validator0").status is NodeStatus.CREATING
+        fake.set_ready("consortia-validator1")
+        prov.refresh()                                                  # the next one does
+        assert prov.status("validator1").status is NodeStatus.AVAILABLE
