@@ -189,6 +189,25 @@ def test_a_network_placed_on_kubernetes_end_to_end(
         service = fake.objects[("services", f"consortia-{peer['id']}")]
         assert [p["name"] for p in service["spec"]["ports"]] == ["api"]
 
+        # -- a validator added later: its change names its Service, then it is placed ----
+        # (the configuration change goes to a validator's API, which no pod serves here:
+        # the FakeGateway takes it, committed)
+        r = c.post(nodes_path, json={"name": "validator3", "node_type": "validator"})
+        assert r.status_code == 201, r.text
+        added = r.json()
+        assert added["p2p_endpoint"] == (f"consortia-{added['id']}.{NS}.svc.cluster.local"
+                                         ":7051")
+        change = world.gateway.committed[-1].payload.body
+        assert (change.op, change.validator_id, change.endpoint) == (
+            "add", added["id"], added["p2p_endpoint"])
+        added_secret = next(m for m in fake.applied() if m["kind"] == "Secret"
+                            and m["metadata"]["name"] == f"consortia-{added['id']}")
+        added_config = tomllib.loads(secret_files(added_secret)["node.toml"].decode())
+        assert added_config["p2p"]["peers"] == {n["id"]: n["p2p_endpoint"] for n in nodes}
+        fake.set_ready(f"consortia-{added['id']}")
+        wait_for(world, c, f"{nodes_path}/{added['id']}", status="AVAILABLE")
+        ids.append(added["id"])
+
         # -- a channel's validators are placed the same way ------------------------------
         channels = f"/v1/networks/{net['id']}/channels"
         r = c.post(channels, json={"name": "trade", "member_id": net["member"]["id"],
