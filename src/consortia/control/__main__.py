@@ -14,6 +14,15 @@ Everything lives in the data directory (mode 0700):
   them and only rewrite the endpoint if it changed;
 - ``networks/``, ``provisioner/`` — the chains' files and the local provisioner's state.
 
+Placement (``--provisioner``, or ``CONSORTIA_PROVISIONER``): ``local`` (the default) runs
+nodes as processes of this machine; ``kubernetes`` places each as a StatefulSet in the
+cluster of ``--kubeconfig`` (``CONSORTIA_KUBECONFIG``), in ``--namespace``, from
+``--node-image`` (no default), and records their Services' DNS names as their endpoints:
+the control plane must then resolve and reach those names (it runs in the cluster, or on
+a host with its DNS and routes). Each ``--k8s-…``/kubernetes flag has a ``CONSORTIA_…``
+variable, named in ``--help``; a flag wins over its variable. docs/cli.md, "Against a
+Kubernetes cluster".
+
 SIGTERM or SIGINT stops the server cleanly. Node processes keep running and are adopted
 by the next start (``services/runtime.py``) — unless ``--stop-nodes-on-exit`` (what
 ``consortia up`` asks for): then they are stopped, their ids written to
@@ -34,12 +43,13 @@ import uvicorn
 
 from consortia.control.http import create_app
 from consortia.control.provision import NodeStatus as ProvStatus
+from consortia.control.provision.kubernetes import KubernetesSettings
 from consortia.control.services import Control, init_platform
 from consortia.control.settings import ControlSettings
 from consortia.control.store import db
 from consortia.sdk.control import CREDENTIALS_FILE, read_profiles, write_profile
 from consortia.sdk.signing import Credentials
-from consortia.types.errors import Conflict, ConsortiaError
+from consortia.types.errors import ConfigError, Conflict, ConsortiaError
 
 log = logging.getLogger("consortia.control")
 
@@ -81,11 +91,89 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--node-host", default="127.0.0.1", help="address nodes listen on")
     s.add_argument("--node-ports", type=_port_range, default=(20_000, 32_000),
                    help="FIRST-LAST: ports given to nodes (default 20000-32000)")
+    _placement_arguments(s)
     s.add_argument("--stop-nodes-on-exit", action="store_true",
                    help="stop the nodes when the server stops (resumed at the next start)")
     s.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug"])
     return p
+
+
+_K8S_FLAGS: dict[str, tuple[str, str]] = {
+    # dest: (flag, environment variable)
+    "kubeconfig": ("--kubeconfig", "CONSORTIA_KUBECONFIG"),
+    "kube_context": ("--kube-context", "CONSORTIA_KUBE_CONTEXT"),
+    "namespace": ("--namespace", "CONSORTIA_K8S_NAMESPACE"),
+    "node_image": ("--node-image", "CONSORTIA_NODE_IMAGE"),
+    "storage_class": ("--storage-class", "CONSORTIA_K8S_STORAGE_CLASS"),
+    "cluster_domain": ("--cluster-domain", "CONSORTIA_K8S_CLUSTER_DOMAIN"),
+    "image_pull_policy": ("--image-pull-policy", "CONSORTIA_K8S_IMAGE_PULL_POLICY"),
+    "k8s_poll_seconds": ("--k8s-poll-seconds", "CONSORTIA_K8S_POLL_SECONDS"),
+    "k8s_delete_volumes": ("--k8s-delete-volumes", "CONSORTIA_K8S_DELETE_VOLUMES"),
+}
+"""The kubernetes placement's flags and the variables that stand for them."""
+_HELP = {
+    "kubeconfig": "the cluster's kubeconfig (required with --provisioner kubernetes)",
+    "kube_context": "its context (default: the kubeconfig's current one)",
+    "namespace": "where the nodes' objects go (default consortia); one control plane each",
+    "node_image": "the node image, Consortia installed (required: there is no default)",
+    "storage_class": "of the nodes' volume claims (default: the cluster's default class)",
+    "cluster_domain": "the cluster's DNS domain (default cluster.local)",
+    "image_pull_policy": "Always, IfNotPresent (default) or Never",
+    "k8s_poll_seconds": "between two reads of the nodes' StatefulSets and pods (default 5)",
+    "k8s_delete_volumes": "delete a node's volume claim (its ledger) with the node; by "
+                          "default it is kept, as a local node's directory is (1/true)",
+}
+
+
+def _placement_arguments(s: argparse.ArgumentParser) -> None:
+    env = os.environ
+    s.add_argument("--provisioner", choices=["local", "kubernetes"],
+                   default=env.get("CONSORTIA_PROVISIONER", "local"),
+                   help="where nodes run: processes of this machine (local, the default) "
+                        "or StatefulSets in a cluster (kubernetes) [CONSORTIA_PROVISIONER]")
+    g = s.add_argument_group("kubernetes placement (with --provisioner kubernetes)")
+    for dest, (flag, var) in _K8S_FLAGS.items():
+        g.add_argument(flag, dest=dest, default=env.get(var) or None,
+                       help=f"{_HELP[dest]} [{var}]")
+
+
+def kubernetes_settings(args: argparse.Namespace) -> KubernetesSettings | None:
+    """The kubernetes placement the arguments ask for; None for the local one. A
+    kubernetes flag with the local provisioner, or a value out of range, is a
+    ``ConfigError`` naming the flag."""
+    given = [dest for dest in _K8S_FLAGS if getattr(args, dest, None) is not None]
+    if args.provisioner != "kubernetes":
+        if given:
+            flags = ", ".join(_K8S_FLAGS[d][0] for d in given)
+            raise ConfigError(f"{flags} place nodes on kubernetes: add --provisioner "
+                              "kubernetes (or drop them)")
+        return None
+    for dest in ("kubeconfig", "node_image"):
+        if getattr(args, dest) is None:
+            flag, var = _K8S_FLAGS[dest]
+            raise ConfigError(f"--provisioner kubernetes needs {flag} (or {var})")
+    options: dict[str, object] = {}
+    for dest, key in (("namespace", "namespace"), ("storage_class", "storage_class"),
+                      ("cluster_domain", "cluster_domain"),
+                      ("image_pull_policy", "image_pull_policy"),
+                      ("kube_context", "context")):
+        if getattr(args, dest) is not None:
+            options[key] = getattr(args, dest)
+    if args.k8s_poll_seconds is not None:
+        try:
+            options["poll_interval"] = float(args.k8s_poll_seconds)
+        except ValueError:
+            raise ConfigError(f"--k8s-poll-seconds {args.k8s_poll_seconds!r} is not a "
+                              "number") from None
+    if args.k8s_delete_volumes is not None:
+        value = str(args.k8s_delete_volumes).strip().lower()
+        if value not in ("1", "true", "yes", "0", "false", "no"):
+            raise ConfigError(f"--k8s-delete-volumes {args.k8s_delete_volumes!r}: give "
+                              "true or false")
+        options["retain_volumes"] = value in ("0", "false", "no")
+    return KubernetesSettings(image=args.node_image, kubeconfig=Path(args.kubeconfig),
+                              **options)  # type: ignore[arg-type]
 
 
 def initialize(data_dir: Path, database_url: str, endpoint: str, *, tenant: str,
@@ -143,6 +231,7 @@ def _stop_nodes(ctl: Control, data_dir: Path) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
+    kubernetes = kubernetes_settings(args)   # refuse a bad placement before writing
     data_dir: Path = args.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     database_url = args.database_url or f"sqlite:///{data_dir / DATABASE_FILE}"
@@ -152,7 +241,8 @@ def serve(args: argparse.Namespace) -> int:
                               owner=args.owner))
     settings = ControlSettings.from_files(
         database_url, data_dir / MASTER_KEY_FILE, data_dir=data_dir,
-        node_host=args.node_host, node_ports=tuple(args.node_ports))
+        node_host=args.node_host, node_ports=tuple(args.node_ports),
+        provisioner=args.provisioner, kubernetes=kubernetes)
     ctl = Control(settings)
     stops: list[int] = []
     servers: list[uvicorn.Server] = []

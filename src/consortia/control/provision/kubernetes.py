@@ -27,11 +27,12 @@ layout: ``docs/spec/provisioning.md``; decision: ADR 0014.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -82,9 +83,21 @@ class KubernetesSettings:
     """SIGTERM → SIGKILL, and how long ``stop`` waits beyond it for the pod to go (+30 s)."""
     start_timeout_seconds: int = 60
     """How long a starting node may take to answer ``/healthz`` (the startup probe)."""
+    api_port: int = 7050
+    """The port of every node's API on its Service (each node has a Service, a DNS name
+    of its own: no two nodes compete for a port, unlike on one machine)."""
+    p2p_port: int = 7051
+    """The port of every validator's p2p transport on its Service (raft, pbft)."""
+    retain_volumes: bool = True
+    """Deleting a node keeps its volume claim (its ledger), as the local provisioner keeps
+    a deleted node's directory; False deletes the claim with the node."""
 
     def __post_init__(self) -> None:
         self.target()  # validates namespace, image, storage class, domain, timings
+        if not (0 < self.api_port < 65536 and 0 < self.p2p_port < 65536) \
+                or self.api_port == self.p2p_port:
+            raise ConfigError("kubernetes api_port and p2p_port must be two distinct ports "
+                              "within 1..65535")
         if not 0 < self.request_timeout <= 300:
             raise ConfigError("kubernetes request_timeout must be within (0, 300] seconds")
         if not 0 < self.poll_interval <= 600:
@@ -143,6 +156,9 @@ class _Node:
     health: Health | None = None
     action: threading.Lock = field(default_factory=threading.Lock)
     """Held by an action on the node (create, stop, …): actions never interleave."""
+    acted: int = 0
+    """Actions finished on the node (guarded by ``action``): a refresh judges a node only
+    if none finished since it began reading the cluster, whose answer may predate it."""
 
     def state(self) -> NodeState:
         return NodeState(self.spec, self.status, self.reason, None, self.restarts, self.since,
@@ -254,7 +270,7 @@ class KubernetesProvisioner:
                 raise Conflict(f"node {spec.node_id} already exists with another spec")
         files = mf.read_node_files(spec)       # before anything is placed or recorded
         node = _Node(spec, NodeStatus.CREATING, None, time.time())
-        with node.action:
+        with self._acting(node):
             with self._lock:
                 if spec.node_id in self._nodes and \
                         self._nodes[spec.node_id].status is not NodeStatus.DELETED:
@@ -274,7 +290,7 @@ class KubernetesProvisioner:
         """Scale a STOPPED node back to one pod; a FAILED node's pod is deleted so that a
         fresh one (restart count 0) replaces it. CREATING; a running node is left alone."""
         node, api = self._node(node_id)
-        with node.action:
+        with self._acting(node):
             self._alive(node)
             if node.status not in (NodeStatus.STOPPED, NodeStatus.FAILED):
                 return node.state()
@@ -289,7 +305,7 @@ class KubernetesProvisioner:
         """Scale the StatefulSet to zero and wait for the pod to go (STOPPED); the claim and
         the Secret stay."""
         node, api = self._node(node_id)
-        with node.action:
+        with self._acting(node):
             self._alive(node)
             node.stopped = True
             self._apply_all(api, node, stopped=True)
@@ -301,7 +317,7 @@ class KubernetesProvisioner:
         """Write ``config`` over the node's configuration file, update its Secret and roll
         its pod (a new configuration hash): CREATING. A STOPPED node only gets the Secret."""
         node, api = self._node(node_id)
-        with node.action:
+        with self._acting(node):
             self._alive(node)
             mf.read_node_files(node.spec, config)   # refuse what the pod could not carry
             _write_atomically(node.spec.config, config)
@@ -312,10 +328,11 @@ class KubernetesProvisioner:
 
     def delete(self, node_id: str, *, remove_data: bool = False) -> NodeState:
         """Scale to zero, wait for the pod to go, then delete the StatefulSet, Service and
-        Secret, and the claim (the node's ledger) only with ``remove_data``: DELETING, then
-        DELETED."""
+        Secret, and the claim (the node's ledger) only with ``remove_data`` or when the
+        settings do not ``retain_volumes``: DELETING, then DELETED."""
+        remove_data = remove_data or not self.settings.retain_volumes
         node, api = self._node(node_id)
-        with node.action:
+        with self._acting(node):
             self._alive(node)
             self._set(node, NodeStatus.DELETING, None)
             name, ns = mf.resource_name(node_id), self.target.namespace
@@ -370,9 +387,19 @@ class KubernetesProvisioner:
                                        + (f": {node.reason}" if node.reason else ""))
                 self._changed.wait(remaining)
 
-    def api_url(self, node_id: str, port: int) -> str:
-        """The in-cluster URL of ``node_id``'s API on ``port`` (its Service's DNS name)."""
+    def api_url(self, node_id: str, port: int | None = None) -> str:
+        """The in-cluster URL of ``node_id``'s API: its Service's DNS name and ``port``
+        (default: ``settings.api_port``). What the control plane records as the node's
+        endpoint and reaches it at."""
+        port = self.settings.api_port if port is None else port
         return f"http://{mf.service_host(node_id, self.target)}:{port}"
+
+    def p2p_address(self, node_id: str, port: int | None = None) -> str:
+        """``host:port`` of ``node_id``'s p2p transport in the cluster (its Service's DNS
+        name, ``settings.p2p_port`` by default): where other validators dial it, as the
+        chain configuration and peers' configurations name it."""
+        port = self.settings.p2p_port if port is None else port
+        return f"{mf.service_host(node_id, self.target)}:{port}"
 
     # -- statuses -----------------------------------------------------------------------
 
@@ -381,14 +408,20 @@ class KubernetesProvisioner:
         status they say. Nodes an action holds are left to it."""
         api = self._check_open()
         ns = self.target.namespace
+        # The nodes as they stand before the cluster is read: one created, started or
+        # stopped while the lists are read is judged by the next refresh, not by lists
+        # that may predate it (a node created meanwhile would read as "StatefulSet gone").
+        known = [(node, node.acted) for node in self._snapshot()]
         sets = {s["metadata"]["name"]: s for s in api.stateful_sets(ns, mf.SELECTOR)}
         pods = {p["metadata"]["name"]: p for p in api.pods(ns, mf.SELECTOR)}
-        for node in self._snapshot():
+        for node, acted in known:
             if node.status in (NodeStatus.DELETING, NodeStatus.DELETED):
                 continue
             if not node.action.acquire(blocking=False):
                 continue
             try:
+                if node.acted != acted:
+                    continue
                 name = mf.resource_name(node.spec.node_id)
                 status, reason, restarts, health = _kubeapi.observe(
                     sets.get(name), pods.get(f"{name}-0"), previous=node.status,
@@ -407,6 +440,15 @@ class KubernetesProvisioner:
                 log.exception("kubernetes provisioner: reading node statuses failed")
 
     # -- internals ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _acting(self, node: _Node) -> Iterator[None]:
+        """Hold ``node`` for one action; count it as finished however it ends."""
+        with node.action:
+            try:
+                yield
+            finally:
+                node.acted += 1
 
     def _check_open(self) -> _kubeapi.KubeApi:
         with self._lock:

@@ -1,7 +1,7 @@
 """The control plane's services: the rules of tenants, users, access keys, console sessions,
 the audit trail, and networks with their members and nodes (the chains the control plane
-runs: ``chains``, ``runtime``), over the store. No web framework here: the HTTP layer
-(``consortia.control.http``) and the CLI call these.
+runs: ``chains``, ``runtime``, and where their nodes go: ``placement``), over the store.
+No web framework here: the HTTP layer (``consortia.control.http``) and the CLI call these.
 
 Owns: who may do what (roles, owner protections, tenant isolation: another tenant's id is
 "not found"), idempotent creates (``client_token``), keyset pagination, and the audit

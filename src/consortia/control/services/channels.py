@@ -59,7 +59,6 @@ from consortia.control.store.enums import (
     Consensus,
     NodeStatus,
     NodeType,
-    Provisioner,
     ResourceClass,
     ResourceStatus,
     UserRole,
@@ -287,18 +286,17 @@ class ChannelService:
                         count: int) -> None:
         """Rows of the channel's ``count`` validators (CREATING), with ports of their own."""
         solo = channel.consensus is Consensus.SOLO
-        ports = self._c.runtime.allocate_ports(db, count * (1 if solo else 2))
-        host = self._c.settings.node_host
+        placement = self._c.runtime.placement
+        ids = [new_id("nd") for _ in range(count)]
+        placed = placement.endpoints(db, ids, p2p=not solo)
         at = utcnow()
-        for i in range(count):
-            api = ports[i] if solo else ports[2 * i]
-            db.add(Node(id=new_id("nd"), network_id=channel.network_id, member_id=founder.id,
+        for i, (node_id, ends) in enumerate(zip(ids, placed, strict=True)):
+            db.add(Node(id=node_id, network_id=channel.network_id, member_id=founder.id,
                         tenant_id=founder.tenant_id, channel_id=channel.id,
                         name=f"{channel.id}-validator{i}", node_type=NodeType.VALIDATOR,
                         resource_class=ResourceClass.SMALL, status=NodeStatus.CREATING,
-                        provisioner=Provisioner.LOCAL, api_endpoint=f"http://{host}:{api}",
-                        p2p_endpoint=None if solo else f"{host}:{ports[2 * i + 1]}",
-                        created_at=at + timedelta(microseconds=i)))
+                        provisioner=placement.provisioner, api_endpoint=ends.api,
+                        p2p_endpoint=ends.p2p, created_at=at + timedelta(microseconds=i)))
         db.flush()
 
     def _launch(self, network_id: str, channel_id: str) -> None:
@@ -316,7 +314,7 @@ class ChannelService:
         try:
             ca = open_member_ca(self._c.box, founder)
             genesis_hash = runtime.files.write_channel(network, channel, members, founder, ca,
-                                                       nodes, self._c.settings.node_host)
+                                                       nodes, runtime.placement.listen_host)
         except (ConsortiaError, CryptoError, OSError, ValueError) as exc:
             self._fail(channel_id, [n.id for n in nodes],
                        f"could not write the channel's files: {exc}")

@@ -62,7 +62,6 @@ from consortia.control.store.enums import (
     InvitationStatus,
     NodeStatus,
     NodeType,
-    Provisioner,
     ResourceClass,
     ResourceStatus,
     UserRole,
@@ -110,17 +109,15 @@ def add_founder(db: Session, control: Control, runtime: ChainRuntime, actor: Act
     db.add(member)
     db.flush()
     solo = network.consensus is Consensus.SOLO
-    ports = runtime.allocate_ports(db, validators * (1 if solo else 2))
-    host = control.settings.node_host
+    ids = [new_id("nd") for _ in range(validators)]
+    placed = runtime.placement.endpoints(db, ids, p2p=not solo)
     at = utcnow()
-    for i in range(validators):
-        api = ports[i] if solo else ports[2 * i]
-        db.add(Node(id=new_id("nd"), network_id=network.id, member_id=member.id,
+    for i, (node_id, ends) in enumerate(zip(ids, placed, strict=True)):
+        db.add(Node(id=node_id, network_id=network.id, member_id=member.id,
                     tenant_id=actor.tenant_id, name=f"validator{i}",
                     node_type=NodeType.VALIDATOR, resource_class=ResourceClass.SMALL,
-                    status=NodeStatus.CREATING, provisioner=Provisioner.LOCAL,
-                    api_endpoint=f"http://{host}:{api}",
-                    p2p_endpoint=None if solo else f"{host}:{ports[2 * i + 1]}",
+                    status=NodeStatus.CREATING, provisioner=runtime.placement.provisioner,
+                    api_endpoint=ends.api, p2p_endpoint=ends.p2p,
                     created_at=at + timedelta(microseconds=i)))  # listed in their order
     network.status_reason = f"starting the {validators} validator(s) of its first member"
     db.flush()

@@ -186,14 +186,13 @@ class NodeService:
                 node.client_token = client_token
                 node.request_sha256 = fp if client_token else None
             else:
-                ports = runtime.allocate_ports(db, 1 if peer else 2)
-                host = self._c.settings.node_host
-                node = Node(id=new_id("nd"), network_id=network_id, member_id=member_id,
+                node_id = new_id("nd")
+                ends = runtime.placement.endpoints(db, [node_id], p2p=not peer)[0]
+                node = Node(id=node_id, network_id=network_id, member_id=member_id,
                             tenant_id=actor.tenant_id, name=name, node_type=node_type,
                             resource_class=resource_class, status=NodeStatus.CREATING,
-                            provisioner=Provisioner.LOCAL,
-                            api_endpoint=f"http://{host}:{ports[0]}",
-                            p2p_endpoint=None if peer else f"{host}:{ports[1]}",
+                            provisioner=runtime.placement.provisioner,
+                            api_endpoint=ends.api, p2p_endpoint=ends.p2p,
                             client_token=client_token,
                             request_sha256=fp if client_token else None)
             try:
@@ -234,8 +233,8 @@ class NodeService:
         try:
             change = self._read_change(node_id, approvers)
             ca = open_member_ca(self._c.box, change.member)
-            cert = runtime.files.write_validator(ca, change.node, self._c.settings.node_host,
-                                                 change.peers)
+            cert = runtime.files.write_validator(ca, change.node,
+                                                 runtime.placement.listen_host, change.peers)
             tx = self._signed(change, "add", cert)
             receipt = runtime.gateway.commit(change.target, tx,
                                              timeout=self._c.settings.chain_timeout_seconds)
@@ -275,7 +274,7 @@ class NodeService:
                                       code="chain_unavailable")
                 node.provisioner_ref = node_id
             ca = open_member_ca(self._c.box, member)
-            runtime.files.write_peer(ca, node, self._c.settings.node_host, urls)
+            runtime.files.write_peer(ca, node, runtime.placement.listen_host, urls)
             runtime.provision(node)
         except CHAIN_ERRORS as exc:
             with self._c.transaction() as db:

@@ -51,6 +51,7 @@ from consortia.control.services.chains import (
     validators_of,
 )
 from consortia.control.services.external_health import ExternalHealth, Target, http_probe
+from consortia.control.services.placement import Placement, placement_for
 from consortia.control.store.enums import NodeHealth, NodeStatus, Provisioner, ResourceStatus
 from consortia.control.store.models import Channel, Member, Network, Node
 from consortia.crypto import CryptoError
@@ -129,6 +130,9 @@ class ChainRuntime:
         its row's commit, after which the database query sees the port."""
         self._rng = random.Random()  # noqa: S311 - where to start looking for a free port
         settings = control.settings
+        self.placement: Placement = placement_for(provisioner, settings.node_host,
+                                                  self.allocate_ports)
+        """Where the provisioner puts new nodes and the endpoints they get there."""
         self.external = ExternalHealth(self._external_targets, self._observe,
                                        http_probe(settings.external_probe_timeout_seconds),
                                        settings.external_poll_seconds)
@@ -197,7 +201,7 @@ class ChainRuntime:
         try:
             ca = open_member_ca(self._c.box, member)
             genesis_hash = self.files.write_chain(network, member, ca, nodes,
-                                                  self._c.settings.node_host)
+                                                  self.placement.listen_host)
         except (ConsortiaError, CryptoError, OSError, ValueError) as exc:
             self._fail_launch(network_id, [n.id for n in nodes],
                               f"could not write the chain's files: {exc}")
@@ -341,10 +345,15 @@ class ChainRuntime:
                 self._observe(StatusChange(node_id, None, state.status, state.reason,
                                            state.since, state.restarts))
             elif status is not NodeStatus.FAILED:
-                self._observe(StatusChange(
-                    node_id, None, ProvStatus.FAILED, "its process is not supervised by this "
-                    "control plane (it stopped while the node was being created); delete the "
-                    "node and create another", time.time(), 0))
+                placed = self.placement.provisioner
+                reason = ("its process is not supervised by this control plane (it stopped "
+                          "while the node was being created); delete the node and create "
+                          "another") if provisioner is placed else (
+                          f"it was placed by the {provisioner.value} provisioner; this control "
+                          f"plane places nodes with the {placed.value} one (delete the node "
+                          "and create another, or serve with the placement that runs it)")
+                self._observe(StatusChange(node_id, None, ProvStatus.FAILED, reason,
+                                           time.time(), 0))
 
 
 def teardown(control: Control, network_id: str, node_ids: list[str],
