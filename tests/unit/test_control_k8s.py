@@ -248,9 +248,8 @@ def test_a_network_placed_on_kubernetes_end_to_end(
         # the network in service keeps its status: its nodes' statuses say it
         assert c.get(f"/v1/networks/{net['id']}").json()["status"] == "AVAILABLE"
 
-        # -- delete: the peer, then the network; their objects leave the cluster ---------
-        r = c.delete(f"{nodes_path}/{peer['id']}", params={"confirm_name": "reader"})
-        assert r.status_code == 204, r.text
+        # -- delete the network: every node goes with it, its peer included, and their
+        # objects leave the cluster ----------------------------------------------------
         r = c.delete(f"/v1/networks/{net['id']}", params={"confirm_name": "ledger"})
         assert r.status_code == 204, r.text
         assert {n["status"] for n in c.get(nodes_path).json()["items"]} == {"DELETED"}

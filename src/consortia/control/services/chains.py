@@ -258,6 +258,14 @@ def channel_validators(db: Session, channel_id: str) -> list[Node]:
                                                                            Node.id)))
 
 
+def all_nodes_of(db: Session, network_id: str) -> list[Node]:
+    """Every node of the network not deleted yet — validators, peers (external ones
+    included) and the channels' validators: what ends with the network."""
+    return list(db.scalars(select(Node).where(
+        Node.network_id == network_id, Node.status.not_in(GONE)).order_by(Node.created_at,
+                                                                           Node.id)))
+
+
 def channel_nodes_of(db: Session, network_id: str) -> list[Node]:
     """The validators of every channel of the network that have not been deleted: they go
     with the network."""

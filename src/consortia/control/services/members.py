@@ -30,10 +30,9 @@ from sqlalchemy.orm import Session
 
 from consortia.control.services.applications import record_member
 from consortia.control.services.chains import (
-    channel_nodes_of,
+    all_nodes_of,
     new_member_ca,
     open_member_ca,
-    validators_of,
 )
 from consortia.control.services.context import (
     Actor,
@@ -280,8 +279,7 @@ class MemberService:
                                code="member_removal_needs_proposal")
             network = db.get(Network, network_id)
             assert network is not None
-            nodes = [n.id for n in validators_of(db, network_id) if n.member_id == member.id]
-            nodes += [n.id for n in channel_nodes_of(db, network_id)]  # the network ends
+            nodes = [n.id for n in all_nodes_of(db, network_id)]  # the network ends
             member.status = ResourceStatus.DELETING
             network.status = ResourceStatus.DELETING
             for node in db.scalars(select(Node).where(Node.id.in_(nodes))):

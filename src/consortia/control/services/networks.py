@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from consortia.control.services.chains import channel_nodes_of, validators_of
+from consortia.control.services.chains import all_nodes_of
 from consortia.control.services.context import (
     Actor,
     Created,
@@ -208,8 +208,7 @@ class NetworkService:
             if any(m.tenant_id != actor.tenant_id for m in members):
                 raise Conflict("other tenants are members of the network; it is deleted "
                                "when its last member leaves", code="network_has_members")
-            nodes = [n.id for n in (*validators_of(db, network_id),
-                                    *channel_nodes_of(db, network_id))]
+            nodes = [n.id for n in all_nodes_of(db, network_id)]
             network.status = ResourceStatus.DELETING
             for member in members:
                 member.status = ResourceStatus.DELETING
