@@ -169,3 +169,41 @@ def test_restart_keeps_state_and_hashes_and_reproposal_is_identical(
     parent = h2.store.eth_block(2)[0]  # type: ignore[index]
     import rlp
     assert bytes(rlp.decode(h2.store.eth_block(3)[1])[0]) == parent  # type: ignore[index]
+
+
+def test_evm_view_answers_what_the_rpc_adapter_asks(tmp_path: Path, qworld: World) -> None:
+    from consortia.node.evmview import EvmView
+
+    h = QHarness(tmp_path / "l.db", qworld)
+    token = deploy(h)
+    raw = sign(0, 1, token, TRANSFER + abi_encode(["address", "uint256"], [ADDR[1], 42]))
+    h.order(raw)
+    view = EvmView(h.store, h.chain.engine, lambda: h.chain.evm)
+    assert view.head() == 2
+    b2 = view.block(2)
+    assert b2 is not None and b2.tx_hashes == (keccak(raw),) and b2.raw_txs == (raw,)
+    assert keccak(b2.header.encode()) == b2.hash == h.chain.last_header.exec_hash
+    assert b2.header.parent_hash == view.block_hash(1)
+    assert view.block_by_hash(b2.hash) == b2 and view.block(3) is None
+    tx = view.transaction(keccak(raw))
+    assert tx is not None and tx.tx.sender == ADDR[0] and tx.block_number == 2
+    assert tx.index == 0 and tx.block_hash == b2.hash
+    rc = view.receipt(keccak(raw))
+    assert rc is not None and rc.receipt.status == 1 and len(rc.logs) == 1
+    assert rc.logs_bloom == b2.header.logs_bloom
+    logs = view.logs(0, 2, [token])
+    assert [(g.block_number, g.tx_hash) for g in logs] == [
+        (1, logs[0].tx_hash), (2, keccak(raw))]
+    assert view.logs(0, 2, [ADDR[3]]) == []
+    # state at a height: before and after the transfer
+    (before,) = abi_decode(["uint256"], view.call(1, sender=ADDR[0], to=token, data=(
+        BALANCE_OF + abi_encode(["address"], [ADDR[1]]))).output)
+    (after,) = abi_decode(["uint256"], view.call(2, sender=ADDR[0], to=token, data=(
+        BALANCE_OF + abi_encode(["address"], [ADDR[1]]))).output)
+    assert (before, after) == (0, 42)
+    assert view.nonce(ADDR[0], 0) == 0 and view.nonce(ADDR[0], 2) == 2
+    assert view.pending_nonce(ADDR[0]) == 2
+    assert view.balance(ADDR[0], 2) == 10**21 and view.code(token, 0) == b""
+    assert len(view.code(token, 2)) > 0
+    assert view.estimate_gas(2, sender=ADDR[0], to=ADDR[1], value=1) == 21_000
+    assert view.transaction(b"\x00" * 32) is None and view.receipt(b"\x00" * 32) is None
