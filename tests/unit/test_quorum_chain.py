@@ -117,7 +117,8 @@ def test_deploy_transfer_revert_and_logs(tmp_path: Path, qworld: World) -> None:
     bad = sign(1, 0, token, TRANSFER + abi_encode(["address", "uint256"], [ADDR[0], 501]))
     block, prepared = h.order(bad)
     assert block.envelopes == (bad,)
-    assert prepared.artifacts.execution.results[0].status is TxStatus.REVERTED
+    result = prepared.artifacts.execution.results[0]
+    assert (result.status, result.code) == (TxStatus.INVALID, "execution_reverted")
     assert decode_receipt_row(h.store.eth_receipt(keccak(bad))[2]).status == 0  # type: ignore[index]
     assert h.chain.engine.nonce(h.chain.state_root, ADDR[1]) == 1
     assert h.token_balance(token, ADDR[1]) == 500

@@ -14,10 +14,11 @@ limit ``config.evm.gas_limit``. Height 0's Ethereum block is derived from the ge
 configuration: the alloc's state root, empty transactions and receipts.
 
 Per Ethereum transaction the block's results hold ``VALID`` (status 1) or
-``Result(REVERTED, "execution_reverted")`` (status 0), so ``results_root`` commits to the
-outcome too. A transaction the engine rejects (nonce or balance no longer fit) is left
-out of the proposer's block and reported in ``QuorumChain.rejected_of``; in a block
-another validator proposed it makes the block invalid.
+``Result(INVALID, "execution_reverted")`` (status 0; the result format is unchanged),
+so ``results_root`` commits to the outcome too. A transaction the engine rejects (nonce
+or balance no longer fit) is left out of the proposer's block and reported in
+``QuorumChain.rejected_of``; in a block another validator proposed it makes the block
+invalid.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ from consortia.types.tx import Envelope, Tx, TxType
 
 log = logging.getLogger("consortia.node.quorum")
 
-REVERTED = Result(TxStatus.REVERTED, "execution_reverted")
+REVERTED = Result(TxStatus.INVALID, "execution_reverted")
+"""An Ethereum transaction that ran and failed (status 0): in the block, nonce and gas used."""
 ZERO_ADDRESS = b"\x00" * 20
 STATE_ROOT_FIELD = 3
 """Index of stateRoot in the RLP header list (EthHeader.fields)."""

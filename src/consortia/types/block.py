@@ -185,9 +185,6 @@ class Block:
 class TxStatus(IntEnum):
     VALID = 0
     INVALID = 1
-    REVERTED = 2
-    """An Ethereum transaction that ran and failed (status 0: revert, out of gas...): it is
-    in the block, used its nonce and gas; code ``execution_reverted`` (ADR 0026)."""
 
 
 @dataclass(frozen=True, slots=True)
