@@ -14,6 +14,14 @@ Tables::
                                        the next block, by the one that block's header carries
     txs(seq, txid, height, idx, type, status, code, envelope)   seq = global order
     records(seq, business_id, category, business_time)           notary indexes
+
+Quorum chains (ADR 0026) add, written in the same transaction as their block::
+
+    evm_state(key, value)              trie nodes and contract codes under their keccak256
+                                       (content addressed: insert-or-ignore, never deleted)
+    eth_blocks(height, hash, header)   this height's Ethereum block: hash, RLP header
+    eth_receipts(txid, height, idx, receipt)   one encoded receipt per Ethereum transaction
+    eth_logs(height, idx, log_index, address, topic0..topic3, data)   eth_getLogs index
 """
 
 from __future__ import annotations
@@ -61,7 +69,58 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_by_bid ON records (business_id, seq);
 CREATE INDEX IF NOT EXISTS records_by_cat ON records (category, business_time, seq);
+CREATE TABLE IF NOT EXISTS evm_state (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS eth_blocks (
+    height INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL UNIQUE,
+    header BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS eth_receipts (
+    txid BLOB PRIMARY KEY,
+    height INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    receipt BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS eth_logs (
+    height INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    log_index INTEGER NOT NULL,
+    address BLOB NOT NULL,
+    topic0 BLOB, topic1 BLOB, topic2 BLOB, topic3 BLOB,
+    data BLOB NOT NULL,
+    PRIMARY KEY (height, log_index)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS eth_logs_by_address ON eth_logs (address, height);
+CREATE INDEX IF NOT EXISTS eth_logs_by_topic0 ON eth_logs (topic0, height);
 """
+
+
+@dataclass(frozen=True, slots=True)
+class LogRow:
+    """One Ethereum log as the ``eth_logs`` index holds it."""
+
+    height: int
+    index: int
+    """The transaction's index in the block."""
+    log_index: int
+    """Position among the block's logs."""
+    address: bytes
+    topics: tuple[bytes, ...]
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EvmWrite:
+    """What a quorum block adds besides the generic rows, already encoded by the node."""
+
+    eth_hash: bytes
+    eth_header: bytes
+    """The RLP Ethereum header whose keccak256 is ``eth_hash``."""
+    state: dict[bytes, bytes]
+    """New state nodes and codes (``BlockOutcome.writes``)."""
+    receipts: Sequence[tuple[bytes, int, bytes]]
+    """(transaction hash, index in block, encoded receipt) per Ethereum transaction."""
+    logs: Sequence[LogRow]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +135,8 @@ class BlockWrite:
     records: Sequence[tuple[int, NotaryMeta]]
     """(index in block, metadata) of each valid notary record."""
     new_config: ChainConfig | None
+    evm: EvmWrite | None = None
+    """Quorum chains: the Ethereum block, its receipts, logs and state (ADR 0026)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +267,8 @@ class LedgerStore:
                 c.executemany("INSERT INTO records VALUES (?,?,?,?)", [
                     (first + i, m.business_id, m.category, m.business_time_ms)
                     for i, m in w.records])
+                if w.evm is not None:
+                    _write_evm(c, hd.height, w.evm)
                 if hd.last_commit:  # the agreed certificate replaces this node's own quorum
                     c.execute("UPDATE blocks SET certificate=? WHERE height=?",
                               (hd.last_commit, hd.height - 1))
@@ -315,6 +378,61 @@ class LedgerStore:
                 " (SELECT COALESCE(MAX(height), -1) FROM blocks WHERE is_config=1)").fetchone()
         return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
+    # -- quorum chains (ADR 0026) -----------------------------------------------------------
+
+    def get(self, key: bytes) -> bytes | None:
+        """A state node or code by its hash: the engine's ``StateReader`` over ``evm_state``."""
+        with self._rlock:
+            row = self._r.execute("SELECT value FROM evm_state WHERE key=?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def eth_block(self, height: int) -> tuple[bytes, bytes] | None:
+        """(Ethereum hash, RLP header) of the Ethereum block at ``height``."""
+        with self._rlock:
+            row = self._r.execute("SELECT hash, header FROM eth_blocks WHERE height=?",
+                                  (height,)).fetchone()
+        return None if row is None else (bytes(row[0]), bytes(row[1]))
+
+    def eth_height(self, eth_hash: bytes) -> int | None:
+        """The height of the Ethereum block with hash ``eth_hash``."""
+        with self._rlock:
+            row = self._r.execute("SELECT height FROM eth_blocks WHERE hash=?",
+                                  (eth_hash,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def eth_receipt(self, txid: bytes) -> tuple[int, int, bytes] | None:
+        """(height, index in block, encoded receipt) of an Ethereum transaction."""
+        with self._rlock:
+            row = self._r.execute("SELECT height, idx, receipt FROM eth_receipts WHERE txid=?",
+                                  (txid,)).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]), bytes(row[2]))
+
+    def eth_logs(self, first: int, last: int, addresses: Sequence[bytes] = (),
+                 topics: Sequence[Sequence[bytes] | None] = (), limit: int = 10_000
+                 ) -> list[LogRow]:
+        """Logs of heights ``first..last`` in chain order, as eth_getLogs filters them: any of
+        ``addresses`` (all when empty); ``topics[i]`` any of its values at position i (any
+        topic when None or empty)."""
+        if len(topics) > 4:
+            return []
+        where = ["height BETWEEN ? AND ?"]
+        params: list[Any] = [first, last]
+        if addresses:
+            where.append(f"address IN ({','.join('?' * len(addresses))})")
+            params.extend(addresses)
+        for i, options in enumerate(topics):
+            if options:
+                where.append(f"topic{i} IN ({','.join('?' * len(options))})")
+                params.extend(options)
+        q = ("SELECT height, idx, log_index, address, topic0, topic1, topic2, topic3, data "  # noqa: S608
+             f"FROM eth_logs WHERE {' AND '.join(where)} ORDER BY height, log_index LIMIT ?")
+        params.append(limit)
+        with self._rlock:
+            rows = self._r.execute(q, params).fetchall()
+        return [LogRow(int(r[0]), int(r[1]), int(r[2]), bytes(r[3]),
+                       tuple(bytes(t) for t in r[4:8] if t is not None), bytes(r[8]))
+                for r in rows]
+
     def size_bytes(self) -> int:
         total = 0
         for suffix in ("", "-wal"):
@@ -322,6 +440,17 @@ class LedgerStore:
             if p.exists():
                 total += p.stat().st_size
         return total
+
+
+def _write_evm(c: sqlite3.Connection, height: int, e: EvmWrite) -> None:
+    c.executemany("INSERT OR IGNORE INTO evm_state VALUES (?,?)", list(e.state.items()))
+    c.execute("INSERT INTO eth_blocks VALUES (?,?,?)", (height, e.eth_hash, e.eth_header))
+    c.executemany("INSERT INTO eth_receipts VALUES (?,?,?,?)",
+                  [(txid, height, idx, receipt) for txid, idx, receipt in e.receipts])
+    c.executemany("INSERT INTO eth_logs VALUES (?,?,?,?,?,?,?,?,?)", [
+        (height, g.index, g.log_index, g.address,
+         *(g.topics[i] if i < len(g.topics) else None for i in range(4)), g.data)
+        for g in e.logs])
 
 
 def _block(row: Sequence[Any]) -> StoredBlock:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from eth_utils.crypto import keccak
+
 from consortia.crypto import get_suite
 from consortia.ledger.genesis import Genesis
 from consortia.ledger.rules import Tip, verify_block
@@ -35,6 +37,16 @@ def load_block(store: LedgerStore, height: int) -> tuple[Block, list[bytes], lis
     if block.header.height != height:
         raise ChainCorrupted(f"block stored at height {height} says it is {block.header.height}")
     return block, [t.txid for t in txs], [t.result for t in txs]
+
+
+def _check_eth_block(store: LedgerStore, height: int, exec_hash: bytes) -> None:
+    """A quorum block's Ethereum block is stored with it and hashes to its ``exec_hash``."""
+    row = store.eth_block(height)
+    if row is None:
+        raise ChainCorrupted(f"block {height}: its Ethereum block is missing from the store")
+    if row[0] != exec_hash or keccak(row[1]) != exec_hash:
+        raise ChainCorrupted(f"block {height}: the stored Ethereum block is not the one its "
+                             "header certifies")
 
 
 def _tip(store: LedgerStore, height: int) -> Tip:
@@ -111,7 +123,14 @@ def _verify_chain(store: LedgerStore, genesis: Genesis, tail: int | None,
             raise ChainCorrupted(f"block {h}: stored hash does not match its header")
         if stored.is_config != block.header.is_config:
             raise ChainCorrupted(f"block {h}: stored configuration flag contradicts its header")
+        if block.header.exec_hash:
+            _check_eth_block(store, h, block.header.exec_hash)
         for i, env_bytes in enumerate(block.envelopes):
+            if block.header.exec_hash and env_bytes[:1] != b"\x94":
+                # a raw Ethereum transaction of a quorum block: its id is keccak256(raw)
+                if keccak(env_bytes) != txids[i]:
+                    raise ChainCorrupted(f"block {h} tx {i}: stored id is not its keccak256")
+                continue
             try:
                 env = Envelope.decode(env_bytes)
             except ConsortiaError as exc:

@@ -120,9 +120,7 @@ class Chain:
         """Store a final block; returns the new configuration if the block changed it."""
         art: _Artifacts = proposal.artifacts
         ex = art.execution
-        self.store.commit(BlockWrite(
-            block, proposal.hash, [t.id for t in art.txs], [t.payload.type for t in art.txs],
-            ex.results, ex.records, ex.new_config))
+        self.store.commit(self._block_write(block, proposal))
         self.last_hash = proposal.hash
         self.last_header = block.header
         self.last_certificate = block.certificate.encode()
@@ -133,6 +131,14 @@ class Chain:
             log.info("configuration sequence %d in force from height %d",
                      self.config.sequence, self.config_height)
         return ex.new_config
+
+    def _block_write(self, block: Block, proposal: PreparedBlock) -> BlockWrite:
+        """The rows of a final block (a quorum chain adds its Ethereum block to them)."""
+        art: _Artifacts = proposal.artifacts
+        ex = art.execution
+        return BlockWrite(
+            block, proposal.hash, [t.id for t in art.txs], [t.payload.type for t in art.txs],
+            ex.results, ex.records, ex.new_config)
 
 
 def check_validator_identity(config: ChainConfig, validator_id: str, cert_der: bytes,

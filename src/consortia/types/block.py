@@ -5,6 +5,7 @@ Wire layout (docs/spec/blocks.md)::
     Header      = [version=2, chain_id, height, prev_hash, tx_root, results_root,
                    tx_count, timestamp_ms, proposer, config_height, config_hash,
                    last_commit]
+                | [version=3, ...the 12 fields of version 2..., exec_hash]   (quorum chains)
     Vote        = [validator_id, signature]
     Certificate = [height, round, block_hash, [Vote...]]
     Block       = [header: bin, certificate: bin, [envelope: bin ...]]
@@ -15,7 +16,7 @@ are RFC 6962 Merkle roots over length-prefixed leaves (consortia.ledger.merkle).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import NewType
 
@@ -26,6 +27,9 @@ Height = NewType("Height", int)
 BlockHash = NewType("BlockHash", bytes)
 
 HEADER_VERSION = 2
+HEADER_VERSION_EXEC = 3
+"""A header with an ``exec_hash`` (quorum chains, ADR 0026); one without it still encodes as
+version 2, so notary chains keep their bytes and hashes."""
 MAX_VOTES = 256
 MAX_CERTIFICATE = 64 * 1024
 MAX_HEADER = MAX_CERTIFICATE + 4096
@@ -58,15 +62,22 @@ class Header:
     the same block; once the next block commits, this copy — agreed on with that block —
     replaces each validator's own, so every ledger holds the same bytes at every height
     below the newest (as CometBFT's LastCommit does)."""
+    exec_hash: bytes = b""
+    """Quorum chains: the Ethereum block hash (keccak256 of the RLP header) of this height's
+    Ethereum block, so the commit certificate certifies it (ADR 0026). Empty on notary
+    chains and at genesis (whose Ethereum block follows from the configuration's alloc)."""
 
     @property
     def is_config(self) -> bool:
         return self.config_height == self.height
 
     def encode(self) -> bytes:
-        return encode([HEADER_VERSION, self.chain_id, self.height, self.prev_hash, self.tx_root,
-                       self.results_root, self.tx_count, self.timestamp_ms, self.proposer,
-                       self.config_height, self.config_hash, self.last_commit])
+        fields = [self.chain_id, self.height, self.prev_hash, self.tx_root,
+                  self.results_root, self.tx_count, self.timestamp_ms, self.proposer,
+                  self.config_height, self.config_hash, self.last_commit]
+        if self.exec_hash:
+            return encode([HEADER_VERSION_EXEC, *fields, self.exec_hash])
+        return encode([HEADER_VERSION, *fields])
 
     def last_certificate(self) -> Certificate | None:
         """The certificate of the previous block this header carries, if any."""
@@ -74,12 +85,16 @@ class Header:
 
     @staticmethod
     def decode(data: bytes) -> Header:
-        r = Reader(decode(data, what="header"), "header", length=12)
-        version = r.int_("version")
-        if version != HEADER_VERSION:
-            raise Malformed(f"header.version: {version} is not supported (this build reads "
-                            f"version {HEADER_VERSION}; re-create chains made by older builds)")
-        return Header(
+        value = decode(data, what="header")
+        version = value[0] if isinstance(value, list) and value else None
+        if version not in (HEADER_VERSION, HEADER_VERSION_EXEC) or isinstance(version, bool):
+            raise Malformed(f"header.version: {version!r} is not supported (this build reads "
+                            f"versions {HEADER_VERSION} and {HEADER_VERSION_EXEC}; re-create "
+                            "chains made by older builds)")
+        exec_version = version == HEADER_VERSION_EXEC
+        r = Reader(value, "header", length=13 if exec_version else 12)
+        r.int_("version")
+        header = Header(
             chain_id=r.str_("chain_id", max_len=64, min_len=1),
             height=r.int_("height"),
             prev_hash=r.bytes_("prev_hash", max_len=64, min_len=32),
@@ -92,6 +107,11 @@ class Header:
             config_hash=r.bytes_("config_hash", max_len=64, min_len=32),
             last_commit=_canonical_certificate(r.bytes_("last_commit", max_len=MAX_CERTIFICATE)),
         )
+        if exec_version:
+            # exact=32: an empty exec_hash must encode as version 2, so one header has one
+            # encoding (and one hash).
+            header = replace(header, exec_hash=r.bytes_("exec_hash", max_len=32, exact=32))
+        return header
 
 
 def _canonical_certificate(data: bytes) -> bytes:

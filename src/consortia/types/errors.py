@@ -127,6 +127,14 @@ class Forbidden(ConsortiaError):
     code = "forbidden_role"
 
 
+class AccountNotPermitted(Forbidden):
+    """An Ethereum transaction from an address the chain's ``evm.accounts`` do not bind to
+    an organization (ADR 0026)."""
+
+    status = 403
+    code = "account_not_permitted"
+
+
 class Conflict(ConsortiaError):
     """The call contradicts the current state: a taken name, the last owner, a reused
     idempotency token with other parameters (``idempotency_conflict``), a deleted node or

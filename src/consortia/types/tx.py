@@ -51,7 +51,8 @@ MAX_CA_CERT_BYTES = 8192
 
 
 class TxType(IntEnum):
-    """Transaction types. Config types are < 10, notary types 10..19."""
+    """Transaction types. Config types are < 10, notary types 10..19, ``EVM`` (20) the raw
+    Ethereum transactions of quorum chains (stored with this type; they have no envelope)."""
 
     CONFIG = 0
     CRL_UPDATE = 1
@@ -63,6 +64,7 @@ class TxType(IntEnum):
     NOTARY_LINK = 12
     NOTARY_CIPHERTEXT = 13
     NOTARY_PRIVACY = 14
+    EVM = 20
 
     @property
     def is_config(self) -> bool:
@@ -291,6 +293,8 @@ class Payload:
             tx_type = TxType(raw_type)
         except ValueError as exc:
             raise Malformed(f"payload.type: unknown transaction type {raw_type}") from exc
+        if tx_type is TxType.EVM:  # raw Ethereum bytes, never inside a Consortia envelope
+            raise Malformed(f"payload.type: unknown transaction type {raw_type}")
         nonce = r.bytes_("nonce", max_len=NONCE_BYTES, exact=NONCE_BYTES)
         timestamp_ms = r.int_("timestamp_ms")
         body = decode_body(tx_type, r.any_("body"))

@@ -1,0 +1,81 @@
+"""Admission of the raw Ethereum transactions of a quorum chain (ADR 0026).
+
+A quorum chain's block entries are either Consortia envelopes (configuration
+transactions, first byte 0x94: a msgpack fixarray of 4) or raw EIP-2718 Ethereum
+transactions exactly as the client signed them (first byte < 0x80 typed, >= 0xc0
+legacy). ``is_envelope`` tells them apart; the ranges never meet.
+
+An Ethereum transaction is admitted when it decodes under the chain's EVM chain id and
+block gas limit (``EvmTxError`` with the engine's code otherwise) and its sender is bound
+to an organization in ``config.evm.accounts`` (``AccountNotPermitted``, 403). Nonce order
+is the ``LanePool``'s business (nonce too low / taken / too far ahead); a nonce or balance
+that no longer fits when the block executes leaves the transaction out of the block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from consortia.execution.evm import EthTx, decode_transaction
+from consortia.types.config import ChainConfig
+from consortia.types.errors import AccountNotPermitted, Malformed, TooLarge
+from consortia.types.tx import TxType
+
+ENVELOPE_TAG = 0x94
+"""First byte of every canonical Consortia envelope (msgpack fixarray of 4)."""
+
+
+def is_envelope(raw: bytes) -> bool:
+    """Whether a quorum block entry is a Consortia envelope (else a raw Ethereum tx)."""
+    return bool(raw) and raw[0] == ENVELOPE_TAG
+
+
+@dataclass(frozen=True, slots=True)
+class EthEntry:
+    """An admitted Ethereum transaction as the pool and the chain carry it (a ``LaneTx``)."""
+
+    eth: EthTx
+
+    @property
+    def id(self) -> bytes:
+        """keccak256 of the raw bytes: the Ethereum transaction hash."""
+        return self.eth.hash
+
+    @property
+    def raw(self) -> bytes:
+        return self.eth.raw
+
+    @property
+    def sender(self) -> bytes:
+        return self.eth.sender
+
+    @property
+    def nonce(self) -> int:
+        return self.eth.nonce
+
+    @property
+    def type(self) -> TxType:
+        return TxType.EVM
+
+
+def admit_eth(raw: bytes, config: ChainConfig, *, check_sender: bool = True) -> EthEntry:
+    """Decode and permission one raw Ethereum transaction (module doc).
+
+    ``check_sender=False`` is for re-executing a block another validator proposed: the
+    binding was checked at its admission, and a binding removed since does not make an
+    ordered transaction invalid (execution decides; see docs/spec/transactions.md).
+    """
+    evm = config.evm
+    if evm is None:
+        raise Malformed("this chain does not take Ethereum transactions (not a quorum chain)",
+                        code="wrong_profile")
+    if len(raw) > config.limits.max_tx_bytes:
+        raise TooLarge(f"transaction is {len(raw)} bytes, the limit is "
+                       f"{config.limits.max_tx_bytes}")
+    if is_envelope(raw):
+        raise Malformed("a Consortia envelope is not an Ethereum transaction")
+    eth = decode_transaction(raw, evm.chain_id, block_gas_limit=evm.gas_limit)
+    if check_sender and evm.org_of(eth.sender) is None:
+        raise AccountNotPermitted(f"account 0x{eth.sender.hex()} is not permitted to transact "
+                                  "on this chain (it is bound to no organization)")
+    return EthEntry(eth)
