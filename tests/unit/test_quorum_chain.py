@@ -15,12 +15,14 @@ from consortia.consensus.solo import Solo
 from consortia.ledger.genesis import make_genesis
 from consortia.ledger.store import LedgerStore
 from consortia.node.quorum import QuorumChain, decode_receipt_row, env_for, state_root_of
+from consortia.sdk.tx import sign as sign_tx
+from consortia.txpool.admission import Admission
 from consortia.txpool.ethadmission import EthEntry, admit_eth, is_envelope
 from consortia.types.block import TxStatus
 from consortia.types.config import BlockLimits, ChainConfig, ConsensusKind, Profile, ValidatorConfig
 from consortia.types.errors import AccountNotPermitted, InvalidBlock
 from consortia.types.evm_config import AccountBinding, EvmConfig, GenesisAccount
-from consortia.types.tx import TxType
+from consortia.types.tx import AccountUpdate, TxType
 from tests.unit.conftest import NOW_MS, FixedBatchSupport, World, make_org
 from tests.unit.evm_helpers import ADDR, CHAIN_ID, selector, sign, token_code
 
@@ -144,6 +146,29 @@ def test_rejected_transaction_is_left_out_and_invalid_in_a_strict_recheck(
     assert entry is gap[0] and why.code == "nonce_too_high"
     with pytest.raises(InvalidBlock):
         h.chain.prepare(gap + ok, NOW_MS + 1, "validator0", strict=True)
+
+
+def test_an_account_unbound_after_admission_is_left_out(tmp_path: Path, qworld: World) -> None:
+    """ADR 0025: the binding is checked again when the block executes, under the
+    configuration in force then, so unbinding an account stops its admitted transactions."""
+    h = QHarness(tmp_path / "l.db", qworld)
+    admitted = h.admit(sign(1, 0, ADDR[0], value=7))  # org2's account, bound now
+    unbind = sign_tx(qworld.org2["admin"], "q-chain", AccountUpdate("remove", "org2", (ADDR[1],)),
+                     timestamp_ms=NOW_MS)
+    config_tx = Admission(h.chain.suite, h.chain.config, lambda: NOW_MS).check(unbind.envelope)
+    h.time += 1000
+    h.support.batch = [config_tx]  # type: ignore[list-item]
+    (action,) = h.solo.step(BatchReady(h.time))
+    assert isinstance(action, Commit) and action.prepared is not None
+    h.chain.commit(action.block, action.prepared)
+    assert h.chain.evm.org_of(ADDR[1]) is None
+    ok = h.admit(sign(0, 0, ADDR[2], value=3))
+    prepared = h.chain.prepare(admitted + ok, h.time + 1000, "validator0")
+    assert prepared.envelopes == (ok[0].raw,)
+    ((entry, why),) = QuorumChain.rejected_of(prepared)
+    assert entry is admitted[0] and why.code == "account_not_permitted" and why.index == 0
+    with pytest.raises(InvalidBlock, match="account_not_permitted"):
+        h.chain.prepare(admitted + ok, h.time + 1000, "validator0", strict=True)
 
 
 def test_restart_keeps_state_and_hashes_and_reproposal_is_identical(

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import rlp
@@ -184,9 +184,19 @@ class QuorumChain(Chain):
         eth_batch: list[EthEntry] = [t for t in batch if isinstance(t, EthEntry)]
         if len(configs) + len(eth_batch) != len(batch):
             raise InvalidBlock("a quorum block holds envelopes and Ethereum transactions only")
-        outcome = self.engine.execute_block(self.state_root, env, [e.eth for e in eth_batch],
+        # The binding is checked again under the configuration in force (ADR 0025): an
+        # account unbound after its transaction was admitted does not get it executed.
+        bound = [i for i, e in enumerate(eth_batch) if self.evm.org_of(e.sender) is not None]
+        unbound = set(range(len(eth_batch))) - set(bound)
+        permitted = [eth_batch[i] for i in bound]
+        outcome = self.engine.execute_block(self.state_root, env, [e.eth for e in permitted],
                                             self._block_hash_of)
-        rejected = tuple((eth_batch[r.index], r) for r in outcome.rejected)
+        rejected = tuple(sorted(  # indexes are positions in ``batch``
+            [(e, Rejected(i, e.id, "account_not_permitted",
+                          f"account 0x{e.sender.hex()} is bound to no organization"))
+             for i, e in enumerate(eth_batch) if i in unbound]
+            + [(permitted[r.index], replace(r, index=bound[r.index]))
+               for r in outcome.rejected], key=lambda pair: pair[1].index))
         if rejected and strict:
             first = rejected[0][1]
             raise InvalidBlock(f"the block holds a transaction execution rejects "
@@ -195,8 +205,8 @@ class QuorumChain(Chain):
             ex = notary.execute(self.suite, self.config, self.membership, configs)
             txs: Sequence[Any] = configs
         else:
-            out = {r[1].index for r in rejected}
-            txs = [e for i, e in enumerate(eth_batch) if i not in out]
+            out = {r.index for r in outcome.rejected}
+            txs = [e for i, e in enumerate(permitted) if i not in out]
             ex = notary.Execution([VALID if r.status == 1 else REVERTED
                                    for r in outcome.receipts], [], None)
         eth_header = outcome.header(self.eth_hash, env)

@@ -62,8 +62,9 @@ def admit_eth(raw: bytes, config: ChainConfig, *, check_sender: bool = True) -> 
     """Decode and permission one raw Ethereum transaction (module doc).
 
     ``check_sender=False`` is for re-executing a block another validator proposed: the
-    binding was checked at its admission, and a binding removed since does not make an
-    ordered transaction invalid (execution decides; see docs/spec/transactions.md).
+    binding is then checked by ``QuorumChain.prepare`` under the configuration in force at
+    that height, which leaves out (proposer) or refuses (re-check) the transaction of an
+    account unbound since its admission (ADR 0025).
     """
     evm = config.evm
     if evm is None:
