@@ -105,12 +105,7 @@ class LanePool:
         at ``pending``): past every transaction of its lane without a gap."""
         with self._lock:
             lane = self._lanes.get(sender)
-            if lane is None:
-                return self._nonce_of(sender)
-            n = lane.next_nonce
-            while n in lane.held and n not in lane.waiting:
-                n += 1
-            return n
+            return self._nonce_of(sender) if lane is None else self._frontier(lane)
 
     # -- changes ----------------------------------------------------------------------------
 
