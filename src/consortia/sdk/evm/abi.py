@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from eth_utils import is_address, to_checksum_address
+from eth_utils.address import is_address, to_checksum_address
 
 from consortia.sdk.evm._errors import BadArgument
 

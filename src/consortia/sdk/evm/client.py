@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-from eth_account.signers.local import LocalAccount
-from eth_utils import is_address, to_checksum_address
-from web3 import Web3
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
+from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
+from eth_utils.address import is_address, to_checksum_address
+from web3 import Web3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
 from web3.providers.rpc import HTTPProvider
 
@@ -73,7 +74,7 @@ class Outcome:
                          for lg in self.logs]}
 
 
-def _address(text: str) -> str:
+def _address(text: str) -> ChecksumAddress:
     if not is_address(text):
         raise BadArgument(f"not an address: {text!r}")
     return to_checksum_address(text)
@@ -89,9 +90,8 @@ def _revert_data(exc: Exception) -> bytes | None:
     response = getattr(exc, "rpc_response", None)
     if isinstance(response, dict) and isinstance(response.get("error"), dict):
         candidates.append(response["error"].get("data"))
-    for c in candidates:
-        if isinstance(c, dict):
-            c = c.get("data")
+    for found in candidates:
+        c = found.get("data") if isinstance(found, dict) else found
         if isinstance(c, str) and c.startswith("0x"):
             try:
                 return bytes.fromhex(c[2:])

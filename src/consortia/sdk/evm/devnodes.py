@@ -137,8 +137,8 @@ def start_hardhat(port: int, workdir: Path, *, interval_ms: int = 1000,
 
 Launcher = Callable[[int, Path], DevNode]
 LAUNCHERS: dict[str, Launcher] = {
-    "hardhat": lambda port, workdir: start_hardhat(port, workdir),
-    "ganache": lambda port, workdir: start_ganache(port, workdir),
+    "hardhat": start_hardhat,
+    "ganache": start_ganache,
     "ganache-1s": lambda port, workdir: start_ganache(port, workdir, block_time=1),
 }
 """Built-in targets of ``bench/evm.py --launch NAME``."""

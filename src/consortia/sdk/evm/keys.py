@@ -20,12 +20,12 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from consortia.sdk.evm._errors import KeyFileError
 
 DEFAULT_DIR = Path(".consortia/accounts")
-PASSWORD_ENV = "CONSORTIA_KEY_PASSWORD"
+PASSWORD_ENV = "CONSORTIA_KEY_PASSWORD"  # noqa: S105 - the variable's name, not a password
 
 
 @dataclass(frozen=True)

@@ -144,8 +144,8 @@ def _npm_ci(npm: str, root: Path, say: Progress) -> None:
     watchdog = threading.Timer(NPM_TIMEOUT, proc.kill)  # reading stdout blocks: kill to end
     watchdog.start()
     try:
-        for line in proc.stdout:  # npm's own progress, as it comes
-            line = line.rstrip()
+        for raw in proc.stdout:  # npm's own progress, as it comes
+            line = raw.rstrip()
             if line and "Unknown user config" not in line:
                 tail = [*tail[-19:], line]
                 say(line)
