@@ -37,12 +37,14 @@ from consortia.sdk import evm
 from consortia.sdk.evm.devnodes import LAUNCHERS, DevNode
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import free_port, pct  # noqa: E402
+from common import free_port, pct
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = ROOT / "examples" / "contracts" / "Token.sol"
 TRANSFER_GAS = 60_000
 RECIPIENTS = 16
+STALL_S = 15.0
+"""Stop following blocks when nothing new was included this long after the last send."""
 
 
 @dataclass
@@ -130,9 +132,13 @@ async def run_load(url: str, raws: list[str], concurrency: int) -> dict[str, Any
             while queue:
                 raw = queue.pop()
                 t = time.perf_counter()
-                r = (await http.post(url, json={"jsonrpc": "2.0", "id": 1, "method":
-                                                "eth_sendRawTransaction", "params": [raw]})
-                     ).json()
+                try:
+                    r = (await http.post(url, json={"jsonrpc": "2.0", "id": 1, "method":
+                                                    "eth_sendRawTransaction", "params": [raw]})
+                         ).json()
+                except httpx.HTTPError as exc:  # counted, not fatal: the node is overloaded
+                    errors.append(f"{exc.__class__.__name__}")
+                    continue
                 if "error" in r:
                     errors.append(str(r["error"])[:200])
                 else:
@@ -140,6 +146,7 @@ async def run_load(url: str, raws: list[str], concurrency: int) -> dict[str, Any
 
         async def follower() -> None:
             nxt = start_block + 1
+            progress_at = time.perf_counter()
             while True:
                 head = int((await http.post(url, json={
                     "jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber", "params": []})
@@ -152,20 +159,28 @@ async def run_load(url: str, raws: list[str], concurrency: int) -> dict[str, Any
                         for h in blk["result"]["transactions"]:
                             seen_at.setdefault(h, now)
                     nxt = head + 1
+                    progress_at = now
                 if done_sending.is_set() and all(h in seen_at for h in sent_at):
                     return
+                if done_sending.is_set() and time.perf_counter() - progress_at > STALL_S:
+                    return  # e.g. a nonce gap left by a failed send: report what is missing
                 await asyncio.sleep(0.02)
 
         t0 = time.perf_counter()
         follow = asyncio.create_task(follower())
-        await asyncio.gather(*(sender() for _ in range(concurrency)))
-        t_sent = time.perf_counter()
-        done_sending.set()
-        await asyncio.wait_for(follow, timeout=600)
-    lat = [(seen_at[h] - sent_at[h]) * 1000 for h in sent_at]
-    last = max(seen_at[h] for h in sent_at)
+        try:
+            await asyncio.gather(*(sender() for _ in range(concurrency)))
+            t_sent = time.perf_counter()
+            done_sending.set()
+            await asyncio.wait_for(follow, timeout=600)
+        finally:
+            follow.cancel()
+    included = [h for h in sent_at if h in seen_at]
+    lat = [(seen_at[h] - sent_at[h]) * 1000 for h in included]
+    last = max(seen_at[h] for h in included)
     return {"sent": len(sent_at), "rejected": len(errors), "first_errors": errors[:3],
-            "throughput_tx_s": round(len(sent_at) / (last - t0), 1),
+            "not_included": len(sent_at) - len(included),
+            "throughput_tx_s": round(len(included) / (last - t0), 1),
             "submit_rate_tx_s": round(len(sent_at) / (t_sent - t0), 1),
             "latency_ms_p50": round(pct(lat, 0.50), 1), "latency_ms_p99": round(pct(lat, 0.99),
                                                                                  1),
@@ -218,21 +233,24 @@ def main() -> None:
             print(f"== {name} at {node.url}", file=sys.stderr)
             results[name] = bench_target(Target(name, node.url, node), token,
                                          Account.create(), args)
+        except Exception as exc:  # one target failing must not lose the others' figures
+            results[name] = {"error": f"{exc.__class__.__name__}: {exc}"}
         finally:
             node.stop()
-    for spec in args.target:
+        print(json.dumps({name: results[name]}), file=sys.stderr)
+    for spec in args.target:  # a running node (the lead's Consortia targets go here)
         name, _, url = spec.partition("=")
         if args.key is None:
             p.error("--target needs --key (a funded key file)")
         funder = evm.load_key(args.key, os.environ.get(evm.keys.PASSWORD_ENV, ""))
         print(f"== {name} at {url}", file=sys.stderr)
         results[name] = bench_target(Target(name, url, None), token, funder, args)
-    base = args.baseline or next(iter(results))
-    b = results[base]
-    ratios = {n: {"throughput": round(r["throughput_tx_s"] / b["throughput_tx_s"], 2),
-                  "latency_p50": round(r["latency_ms_p50"] / b["latency_ms_p50"], 2),
-                  "latency_p99": round(r["latency_ms_p99"] / b["latency_ms_p99"], 2)}
-              for n, r in results.items()}
+    ok = {n: r for n, r in results.items() if "throughput_tx_s" in r}
+    base = args.baseline or next(iter(ok), "")
+    b = ok.get(base, {})
+    ratios = {n: {k: round(r[f] / b[f], 2) for k, f in (
+        ("throughput", "throughput_tx_s"), ("latency_p50", "latency_ms_p50"),
+        ("latency_p99", "latency_ms_p99"))} for n, r in ok.items()} if b else {}
     print(json.dumps({"bench": "evm-erc20-transfer", "transfers": args.transfers,
                       "accounts": args.accounts, "concurrency": args.concurrency,
                       "baseline": base, "targets": results, "ratios": ratios,
