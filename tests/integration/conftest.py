@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from consortia.sdk import Identity, LocalNetwork, NodeClient
+from tests.evm_helpers import evm_tools, ganache  # noqa: F401 - fixtures of the EVM tests
 from tests.integration.helpers import ACTIVE, NodeFarm, NodeProcess
 from tests.integration.postgres import REQUIRE_ENV, PostgresServer, find_bindir, required
 

@@ -5,6 +5,7 @@ Two families share it. The control plane's, through ``consortia.sdk.control`` an
 ``access-key``, ``audit``, ``proposal``, ``invitation``, ``ca``. A node's and a local network's,
 through the node API and files: ``dev`` (development chains: ``init``, ``up``,
 ``validator``), ``node start|verify|join``, ``notary``, ``chain``, ``identity``, ``verify``.
+Ethereum contracts over JSON-RPC, through ``consortia.sdk.evm``: ``contract``, ``account``.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from rich.panel import Panel
 
 from consortia import __version__
 from consortia.cli import (
+    account,
     accounts,
     applications,
     ca,
     chain,
     channels,
+    contract,
     dev,
     governance,
     identity,
@@ -60,6 +63,8 @@ app.add_typer(dev.app, name="dev")
 app.add_typer(notary.app, name="notary")
 app.add_typer(chain.app, name="chain")
 app.add_typer(identity.app, name="identity")
+app.add_typer(contract.app, name="contract")
+app.add_typer(account.app, name="account")
 
 
 @app.callback()
