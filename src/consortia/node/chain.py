@@ -81,10 +81,12 @@ class Chain:
         return self._key.sign(message)
 
     def prepare(self, batch: Sequence[TxT], timestamp_ms: int, proposer: str,
-                last_commit: bytes | None = None) -> PreparedBlock:
+                last_commit: bytes | None = None, *, strict: bool = False) -> PreparedBlock:
         """Execute ``batch`` into the next block. ``last_commit`` is the previous block's
         certificate the header carries: this node's own unless it re-executes another
-        validator's proposal (which carries the proposer's)."""
+        validator's proposal (which carries the proposer's). ``strict`` marks such a
+        re-execution (the notary executor has no transactions it would leave out, so
+        only ``QuorumChain`` reads it)."""
         height = self.next_height()
         if last_commit is None:
             last_commit = self.last_certificate if height >= 2 else b""
@@ -102,6 +104,10 @@ class Chain:
         hb = header.encode()
         return PreparedBlock(header, hb, hashing.block_hash(self.suite, hb), envelopes,
                         _Artifacts(batch, ex))
+
+    def entry_id(self, raw: bytes) -> bytes:
+        """The transaction id of a block entry (``Malformed`` if it does not decode)."""
+        return hashing.tx_id(self.suite, Envelope.decode(raw).payload)
 
     # -- commit ------------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from consortia.ledger.hashing import tx_id
 from consortia.ledger.rules import Tip, check_last_commit, verify_block
 from consortia.node.chain import Chain
 from consortia.txpool.admission import Admission
+from consortia.txpool.ethadmission import Entry, QuorumAdmission, admit_eth, is_envelope
 from consortia.types.block import Block, Result
 from consortia.types.errors import ConsortiaError, InvalidBlock, Unauthorized
 from consortia.types.tx import Envelope, Payload, Tx, TxType
@@ -46,7 +47,7 @@ class Applied:
     """A block the peer verified and stored, and what its waiters need."""
 
     height: int
-    txs: Sequence[Tx]
+    txs: Sequence[Entry]
     results: list[Result]
     reconfigured: bool
 
@@ -63,7 +64,7 @@ class Outcome:
 class BlockVerifier:
     """Checks and commits served blocks onto ``chain`` (commit thread only)."""
 
-    def __init__(self, chain: Chain, admission: Admission) -> None:
+    def __init__(self, chain: Chain, admission: Admission | QuorumAdmission) -> None:
         self.chain = chain
         self.admission = admission
         """Kept on the configuration in force, for the peer's own submissions."""
@@ -104,7 +105,7 @@ class BlockVerifier:
         if cert is not None:
             verify_certificate(chain.suite, chain.cert_config, chain.last_header,
                                chain.last_hash, cert)
-        txs: list[Tx] = []
+        txs: list[Entry] = []
         seen: set[bytes] = set()
         for i, raw in enumerate(block.envelopes):
             try:
@@ -118,17 +119,22 @@ class BlockVerifier:
             txs.append(tx)
         if chain.store.known_txids(seen):
             raise InvalidBlock(f"block {hd.height} replays committed transactions")
-        prepared = chain.prepare(txs, hd.timestamp_ms, hd.proposer, hd.last_commit)
+        prepared = chain.prepare(txs, hd.timestamp_ms, hd.proposer,  # type: ignore[arg-type]
+                                 hd.last_commit, strict=True)
         if prepared.header_bytes != block.header_bytes:
             raise InvalidBlock(f"block {hd.height} does not match its re-execution (roots, "
                                "configuration or time differ)")
         return prepared
 
-    def _decode(self, raw: bytes) -> Tx:
+    def _decode(self, raw: bytes) -> Entry:
         """A transaction of a served block: well formed, of this chain, and signed by its
         signer's key when the configuration in force knows the signer (who is not known is
-        execution's ``unknown_identity``; signatures only admission checks)."""
+        execution's ``unknown_identity``; signatures only admission checks). A quorum
+        chain's raw Ethereum transaction must decode under its EVM chain id; its sender's
+        binding is execution's check (``QuorumChain.prepare``)."""
         chain = self.chain
+        if chain.config.evm is not None and not is_envelope(raw):
+            return admit_eth(raw, chain.config, check_sender=False)
         env = Envelope.decode(raw)
         payload = Payload.decode(env.payload)
         if payload.chain_id != chain.chain_id:

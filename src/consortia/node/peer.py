@@ -28,7 +28,7 @@ import os
 import signal
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -44,10 +44,12 @@ from consortia.node.bodies import split_bin_array
 from consortia.node.chain import Chain
 from consortia.node.follow import Applied, BlockVerifier, Outcome
 from consortia.node.metrics import NodeMetrics
+from consortia.node.parts import admission_for, open_chain
 from consortia.node.receipts import Receipt, ReceiptWaiters
 from consortia.node.service import HeightWatch, now_ms
 from consortia.node.settings import NodeSettings
 from consortia.txpool.admission import Admission
+from consortia.txpool.ethadmission import Entry
 from consortia.types.config import Role
 from consortia.types.errors import (
     ConfigError,
@@ -56,7 +58,6 @@ from consortia.types.errors import (
     NotFound,
     Unavailable,
 )
-from consortia.types.tx import Tx
 
 log = logging.getLogger("consortia.node.peer")
 
@@ -133,7 +134,7 @@ class PeerNode:
             settings.identity.name, settings.passphrase())
         self.cert_der = ident.cert_der
         self.store = LedgerStore(settings.resolve(settings.node.data_dir) / "ledger.sqlite3")
-        self.chain = Chain(self.store, self.genesis, ident.key)
+        self.chain = open_chain(self.store, self.genesis, ident.key)
         self.identity_pending: str | None = None
         """Why the peer's identity is not valid yet: its organization joined the chain above
         this ledger's height (re-checked once caught up)."""
@@ -147,7 +148,8 @@ class PeerNode:
             log.info("peer %s: its identity is not of the configuration at height %d (%s); "
                      "checking again once caught up", self.node_id, self.store.height,
                      exc.message)
-        self.admission = Admission(self.chain.suite, self.chain.config, now_ms)
+        self.admission = admission_for(
+            self.chain, Admission(self.chain.suite, self.chain.config, now_ms))
         self.verifier = BlockVerifier(self.chain, self.admission)
         self.sources = Sources(self.follow.urls())
         self.heights = HeightWatch()
@@ -164,6 +166,8 @@ class PeerNode:
         self.remote_height = -1
         self.refused_blocks = 0
         self.metrics.height.set(self.store.height)
+        self.commit_listeners: list[Callable[[int], None]] = []
+        """Called on the event-loop thread with each stored height, in order."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -272,6 +276,8 @@ class PeerNode:
             raise
         for a in outcome.applied:
             self._settle(a)
+            for listener in self.commit_listeners:
+                listener(a.height)
         if outcome.applied:
             m = self.metrics
             m.block_seconds.observe((time.perf_counter() - t0) / len(outcome.applied))
@@ -298,7 +304,7 @@ class PeerNode:
 
     # -- submission --------------------------------------------------------------------------
 
-    async def submit(self, raws: Sequence[bytes]) -> list[Tx | ConsortiaError]:
+    async def submit(self, raws: Sequence[bytes]) -> list[Entry | ConsortiaError]:
         """Admit each raw envelope as a validator would, then forward the admitted ones to
         a validator; each item is its ``Tx`` (taken) or why not."""
         if self.failed:
@@ -308,18 +314,18 @@ class PeerNode:
         parts = [raws[i:i + chunk] for i in range(0, len(raws), chunk)]
         checked = await asyncio.gather(*[
             loop.run_in_executor(self._verify, self._check_many, part) for part in parts])
-        results: list[Tx | ConsortiaError] = [r for part in checked for r in part]
-        fresh = [r for r in results if isinstance(r, Tx)]
+        results: list[Entry | ConsortiaError] = [r for part in checked for r in part]
+        fresh = [r for r in results if not isinstance(r, ConsortiaError)]
         known = self.store.known_txids([t.id for t in fresh]) if fresh else set()
         seen: set[bytes] = set()
         for i, r in enumerate(results):
-            if isinstance(r, Tx):
+            if not isinstance(r, ConsortiaError):
                 if r.id in known:
                     results[i] = Duplicate(f"transaction {r.id.hex()} is already committed")
                 elif r.id in seen:
                     results[i] = Duplicate(f"transaction {r.id.hex()} appears twice")
                 seen.add(r.id)
-        to_send = [(i, r) for i, r in enumerate(results) if isinstance(r, Tx)]
+        to_send = [(i, r) for i, r in enumerate(results) if not isinstance(r, ConsortiaError)]
         if to_send:
             answers = await self._forward([t for _, t in to_send])
             for (i, tx), answer in zip(to_send, answers, strict=True):
@@ -330,13 +336,13 @@ class PeerNode:
         for r in results:
             if isinstance(r, ConsortiaError):
                 self.metrics.tx_rejected.labels(r.code).inc()
-        taken = sum(isinstance(r, Tx) for r in results)
+        taken = sum(not isinstance(r, ConsortiaError) for r in results)
         if taken:
             self.metrics.tx_admitted.inc(taken)
         return results
 
-    def _check_many(self, raws: Sequence[bytes]) -> list[Tx | ConsortiaError]:
-        out: list[Tx | ConsortiaError] = []
+    def _check_many(self, raws: Sequence[bytes]) -> list[Entry | ConsortiaError]:
+        out: list[Entry | ConsortiaError] = []
         for raw in raws:
             try:
                 out.append(self.admission.check(raw))
@@ -344,7 +350,7 @@ class PeerNode:
                 out.append(exc)
         return out
 
-    async def _forward(self, txs: list[Tx]) -> list[ConsortiaError | None]:
+    async def _forward(self, txs: list[Entry]) -> list[ConsortiaError | None]:
         """Hand ``txs`` to a validator, the next one when one cannot be reached or answers
         5xx; per transaction None (taken) or the validator's refusal. After an attempt
         whose outcome is unknown (a timeout once the request was sent), a later validator's

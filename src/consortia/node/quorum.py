@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import rlp
+from eth_utils.crypto import keccak
 
 from consortia.consensus.support import PreparedBlock
 from consortia.crypto import SigningKey
@@ -48,7 +49,7 @@ from consortia.ledger.genesis import Genesis
 from consortia.ledger.rules import config_hash
 from consortia.ledger.store import BlockWrite, EvmWrite, LedgerStore, LogRow
 from consortia.node.chain import Chain, _Artifacts
-from consortia.txpool.ethadmission import EthEntry
+from consortia.txpool.ethadmission import EthEntry, is_envelope
 from consortia.types.block import VALID, Block, Header, Result, TxStatus
 from consortia.types.codec import Reader, decode, encode
 from consortia.types.config import ChainConfig
@@ -181,6 +182,8 @@ class QuorumChain(Chain):
         configs = [t for t in batch if isinstance(t, Tx)]
         if configs and len(batch) != 1:
             raise InvalidBlock("a configuration transaction must be alone in its block")
+        if configs and not configs[0].payload.type.is_config:
+            raise InvalidBlock("a quorum block holds no notary transactions")
         eth_batch: list[EthEntry] = [t for t in batch if isinstance(t, EthEntry)]
         if len(configs) + len(eth_batch) != len(batch):
             raise InvalidBlock("a quorum block holds envelopes and Ethereum transactions only")
@@ -223,6 +226,10 @@ class QuorumChain(Chain):
         hb = header.encode()
         return PreparedBlock(header, hb, hashing.block_hash(self.suite, hb), envelopes,
                              _QuorumArtifacts(txs, ex, eth_header, outcome, rejected))
+
+    def entry_id(self, raw: bytes) -> bytes:
+        """An envelope's id, or a raw Ethereum transaction's hash (keccak256)."""
+        return super().entry_id(raw) if is_envelope(raw) else keccak(raw)
 
     @staticmethod
     def rejected_of(prepared: PreparedBlock) -> tuple[tuple[Any, Rejected], ...]:

@@ -15,16 +15,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from consortia.ledger.store import StoredTx
+from consortia.txpool.ethadmission import Entry
 from consortia.types.block import Result
 from consortia.types.errors import Unavailable
-from consortia.types.tx import Tx
 
 
 @dataclass(frozen=True)
 class Receipt:
     tx_id: bytes
     status: str
-    """pending | committed | invalid"""
+    """pending | committed | invalid | dropped (a quorum chain's Ethereum transaction
+    that execution left out of the block: ``code`` says why, its nonce is unused)"""
     height: int | None = None
     index: int | None = None
     code: str = ""
@@ -76,7 +77,7 @@ class ReceiptWaiters:
             out.append(current(txid))
         return out
 
-    def committed(self, height: int, txs: Sequence[Tx], results: Sequence[Result]) -> None:
+    def committed(self, height: int, txs: Sequence[Entry], results: Sequence[Result]) -> None:
         """Answer the waiters of the transactions of the block at ``height``."""
         for i, tx in enumerate(txs):
             waiters = self._waiters.pop(tx.id, None)
@@ -87,6 +88,12 @@ class ReceiptWaiters:
                 for fut in waiters:
                     if not fut.done():
                         fut.set_result(receipt)
+
+    def dropped(self, txid: bytes, code: str) -> None:
+        """A transaction left out of the block that was to carry it (module doc)."""
+        for fut in self._waiters.pop(txid, []):
+            if not fut.done():
+                fut.set_result(Receipt(txid, "dropped", code=code))
 
     def fail(self, message: str) -> None:
         """The node cannot commit any more: every waiter gets ``Unavailable(message)``."""

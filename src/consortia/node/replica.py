@@ -14,23 +14,23 @@ from __future__ import annotations
 
 from consortia.consensus.support import PreparedBlock
 from consortia.ledger.certify import validator_key, verify_certificate
-from consortia.ledger.hashing import tx_id
 from consortia.ledger.rules import check_last_commit
 from consortia.ledger.verify import load_block
 from consortia.node.chain import Chain
 from consortia.node.support import NodeSupport
 from consortia.txpool.admission import Admission
-from consortia.txpool.pool import TxPool
+from consortia.txpool.ethadmission import Entry, QuorumAdmission
+from consortia.txpool.pool import Pool
 from consortia.types.block import Block, Header
 from consortia.types.errors import ConsortiaError, InvalidBlock
-from consortia.types.tx import Envelope, Tx
 
 
 class ReplicaNodeSupport(NodeSupport):
-    def __init__(self, chain: Chain, pool: TxPool, admission: Admission) -> None:
+    def __init__(self, chain: Chain, pool: Pool, admission: Admission | QuorumAdmission
+                 ) -> None:
         super().__init__(chain, pool)
         self.admission = admission
-        self._proposed: dict[int, tuple[bytes, list[Tx]]] = {}
+        self._proposed: dict[int, tuple[bytes, list[Entry]]] = {}
         self._config = chain.config
         self._retired: dict[str, bytes] = {
             v.id: v.cert for v in chain.cert_config.validators
@@ -72,7 +72,7 @@ class ReplicaNodeSupport(NodeSupport):
         return self.chain.suite.verify(validator_key(self.chain.suite, cert), message,
                                        signature)
 
-    def _take_batch(self) -> list[Tx]:
+    def _take_batch(self) -> list[Entry]:
         """The pool's next batch without the transactions the ledger already holds.
 
         A block another validator built is stored on the commit thread, but its
@@ -106,7 +106,7 @@ class ReplicaNodeSupport(NodeSupport):
         if header.prev_hash != self.chain.last_hash:
             raise InvalidBlock("proposed block does not follow the last committed block")
         self._check_last_commit(header)
-        txs: list[Tx] = []
+        txs: list[Entry] = []
         seen: set[bytes] = set()
         for i, raw in enumerate(envelopes):
             try:
@@ -120,8 +120,8 @@ class ReplicaNodeSupport(NodeSupport):
             txs.append(tx)
         if self.chain.store.known_txids(seen):
             raise InvalidBlock("the proposed block replays committed transactions")
-        prepared = self.chain.prepare(txs, header.timestamp_ms, header.proposer,
-                                      header.last_commit)
+        prepared = self.chain.prepare(txs, header.timestamp_ms, header.proposer,  # type: ignore[arg-type]
+                                      header.last_commit, strict=True)
         if prepared.header_bytes != header_bytes:
             raise InvalidBlock("the proposed block does not match its re-execution "
                                "(roots, configuration or time differ)")
@@ -140,16 +140,16 @@ class ReplicaNodeSupport(NodeSupport):
         except ConsortiaError as exc:
             raise InvalidBlock(f"proposed block's last commit: {exc.message}") from exc
 
-    def _known(self, raw: bytes) -> Tx | None:
+    def _known(self, raw: bytes) -> Entry | None:
         """The pool's copy of a transaction, verified when it was gossiped to this node."""
         try:
-            txid = tx_id(self.chain.suite, Envelope.decode(raw).payload)
+            txid = self.chain.entry_id(raw)
         except ConsortiaError:
             return None
-        tx = self.pool.get(txid)
+        tx: Entry | None = self.pool.get(txid)
         return tx if tx is not None and tx.raw == raw else None
 
-    def settle(self, height: int, block_hash: bytes) -> list[Tx]:
+    def settle(self, height: int, block_hash: bytes) -> list[Entry]:
         """After height ``height`` committed: the transactions of this node's own proposal
         for it, if another block won, to return to the pool."""
         mine = self._proposed.pop(height, None)

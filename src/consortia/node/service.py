@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -31,19 +31,23 @@ from consortia.consensus.core import (
     WakeAt,
 )
 from consortia.consensus.solo import Solo
+from consortia.execution.evm import Rejected
 from consortia.identity.keystore import FileKeystore
 from consortia.ledger.genesis import load_genesis
 from consortia.ledger.proof import build_proof
 from consortia.ledger.store import LedgerStore
 from consortia.node.chain import Chain, check_validator_identity
 from consortia.node.metrics import NodeMetrics
+from consortia.node.parts import admission_for, open_chain, pool_for
+from consortia.node.quorum import QuorumChain
 from consortia.node.receipts import Receipt, ReceiptWaiters
 from consortia.node.replica import ReplicaNodeSupport
 from consortia.node.replication import Replication
 from consortia.node.settings import NodeSettings
 from consortia.node.support import NodeSupport
 from consortia.txpool.admission import Admission
-from consortia.txpool.pool import TxPool
+from consortia.txpool.ethadmission import Entry, EthEntry
+from consortia.txpool.quorum_pool import QuorumPool
 from consortia.types.block import Result
 from consortia.types.config import ConsensusKind
 from consortia.types.errors import (
@@ -52,7 +56,6 @@ from consortia.types.errors import (
     NotFound,
     Unavailable,
 )
-from consortia.types.tx import Tx
 
 log = logging.getLogger("consortia.node")
 
@@ -94,11 +97,13 @@ class _Committed:
     """A block this step stored, and what the event loop must settle for it."""
 
     height: int
-    batch: Sequence[Tx]
+    batch: Sequence[Entry]
     results: list[Result]
-    lost: list[Tx]
+    lost: list[Entry]
     """This node's own proposal for the height, when another block won it."""
     reconfigured: bool
+    rejected: tuple[tuple[Any, Rejected], ...] = ()
+    """Ethereum transactions this node's proposal left out, and why (quorum chains)."""
 
 
 class Node:
@@ -115,11 +120,12 @@ class Node:
         self.cert_der = ident.cert_der
         data_dir = settings.resolve(settings.node.data_dir)
         self.store = LedgerStore(data_dir / "ledger.sqlite3")
-        self.chain = Chain(self.store, self.genesis, ident.key)
+        self.chain = open_chain(self.store, self.genesis, ident.key)
         check_validator_identity(self.chain.config, self.node_id, ident.cert_der,
                                  joining=multi)
-        self.admission = Admission(self.chain.suite, self.chain.config, now_ms)
-        self.pool = TxPool(settings.pool.max_txs, settings.pool.max_bytes)
+        self.admission = admission_for(
+            self.chain, Admission(self.chain.suite, self.chain.config, now_ms))
+        self.pool = pool_for(self.chain, settings)
         self.replication: Replication | None = None
         if self.chain.config.consensus is ConsensusKind.SOLO:
             self.support: NodeSupport = NodeSupport(self.chain, self.pool)
@@ -142,6 +148,9 @@ class Node:
         self.failed = False
         self.heights = HeightWatch()
         self.metrics.height.set(self.store.height)
+        self.commit_listeners: list[Callable[[int], None]] = []
+        """Called on the event-loop thread with each committed height, in order (the
+        Ethereum JSON-RPC's head feed of a quorum node)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -168,7 +177,7 @@ class Node:
     # -- submission --------------------------------------------------------------------------
 
     async def submit(self, raws: Sequence[bytes], *,
-                     gossip: bool = True) -> list[Tx | ConsortiaError]:
+                     gossip: bool = True) -> list[Entry | ConsortiaError]:
         """Admit each raw envelope, or say why not; admitted ones are queued in order and,
         on a multi-validator chain, offered to the other validators (``gossip``)."""
         if self.failed:
@@ -178,11 +187,11 @@ class Node:
         parts = [raws[i:i + chunk] for i in range(0, len(raws), chunk)]
         checked = await asyncio.gather(*[
             loop.run_in_executor(self._verify, self._check_many, part) for part in parts])
-        results: list[Tx | ConsortiaError] = [r for part in checked for r in part]
-        fresh = [r for r in results if isinstance(r, Tx)]
+        results: list[Entry | ConsortiaError] = [r for part in checked for r in part]
+        fresh = [r for r in results if not isinstance(r, ConsortiaError)]
         known = self.store.known_txids([t.id for t in fresh]) if fresh else set()
         for i, r in enumerate(results):
-            if not isinstance(r, Tx):
+            if isinstance(r, ConsortiaError):
                 continue
             try:
                 if r.id in known:
@@ -195,7 +204,8 @@ class Node:
                 self.metrics.tx_rejected.labels(r.code).inc()
         admitted = len(results) - sum(isinstance(r, ConsortiaError) for r in results)
         if admitted and gossip and self.replication is not None:
-            self.replication.gossip([r.raw for r in results if isinstance(r, Tx)])
+            self.replication.gossip([r.raw for r in results
+                                     if not isinstance(r, ConsortiaError)])
         if admitted:
             self.metrics.tx_admitted.inc(admitted)
             self.metrics.pool_size.set(len(self.pool))
@@ -205,8 +215,8 @@ class Node:
             self._arrived.set()
         return results
 
-    def _check_many(self, raws: Sequence[bytes]) -> list[Tx | ConsortiaError]:
-        out: list[Tx | ConsortiaError] = []
+    def _check_many(self, raws: Sequence[bytes]) -> list[Entry | ConsortiaError]:
+        out: list[Entry | ConsortiaError] = []
         for raw in raws:
             try:
                 out.append(self.admission.check(raw))
@@ -299,8 +309,12 @@ class Node:
             self.pool.discard([t.id for t in c.batch])
             if c.lost:
                 self.pool.requeue(c.lost)
+            if isinstance(self.pool, QuorumPool):
+                self._settle_lanes(self.pool, c)
             self._notify(c.height, c.batch, c.results)
             reconfigured = reconfigured or c.reconfigured
+            for listener in self.commit_listeners:
+                listener(c.height)
         if reconfigured and self.replication is not None:
             self.replication.reconfigure(self.chain.config)
         if committed:
@@ -309,6 +323,19 @@ class Node:
             assert self._progress is not None
             self._progress.set()
         return len(committed)
+
+    def _settle_lanes(self, pool: QuorumPool, c: _Committed) -> None:
+        """After a quorum block: drop what its execution left out (their waiters learn
+        why), then re-read the nonces of every sender the block touched."""
+        if c.rejected:
+            pool.drop([e.id for e, _ in c.rejected])
+            for e, r in c.rejected:
+                self._receipts.dropped(e.id, r.code)
+                self.metrics.tx_rejected.labels(r.code).inc()
+        senders = {e.sender for e in c.batch if isinstance(e, EthEntry)}
+        senders.update(e.sender for e, _ in c.rejected)
+        if senders:
+            pool.settle(senders)
 
     def _fail(self) -> None:
         self.failed = True
@@ -351,7 +378,9 @@ class Node:
         if new_config is not None:
             self.admission.reconfigure(new_config)
         batch, results = Chain.batch_of(prepared), Chain.results_of(prepared)
-        lost: list[Tx] = []
+        rejected = (QuorumChain.rejected_of(prepared) if isinstance(self.chain, QuorumChain)
+                    else ())
+        lost: list[Entry] = []
         if isinstance(self.support, ReplicaNodeSupport):
             lost = self.support.settle(block.header.height, prepared.hash)
         m = self.metrics
@@ -363,9 +392,10 @@ class Node:
         m.tx_committed.labels("valid").inc(len(batch) - invalid)
         if invalid:
             m.tx_committed.labels("invalid").inc(invalid)
-        return _Committed(block.header.height, batch, results, lost, new_config is not None)
+        return _Committed(block.header.height, batch, results, lost, new_config is not None,
+                          rejected)
 
-    def _notify(self, height: int, batch: Sequence[Tx], results: list[Result]) -> None:
+    def _notify(self, height: int, batch: Sequence[Entry], results: list[Result]) -> None:
         self._receipts.committed(height, batch, results)
 
     # -- views -------------------------------------------------------------------------------

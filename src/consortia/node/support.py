@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from consortia.consensus.support import PreparedBlock
 from consortia.node.chain import Chain
-from consortia.txpool.pool import TxPool
-from consortia.types.tx import Tx
+from consortia.txpool.pool import Pool
 
 
 class NodeSupport:
-    def __init__(self, chain: Chain, pool: TxPool) -> None:
+    def __init__(self, chain: Chain, pool: Pool) -> None:
         self.chain = chain
         self.pool = pool
         self.chain_id = chain.chain_id
@@ -23,7 +24,7 @@ class NodeSupport:
             return None
         return self.chain.prepare(batch, now_ms, proposer)
 
-    def _take_batch(self) -> list[Tx]:
+    def _take_batch(self) -> list[Any]:
         limits = self.chain.config.limits
         return self.pool.take_batch(limits.max_block_txs, limits.max_block_bytes)
 

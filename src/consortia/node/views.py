@@ -21,6 +21,7 @@ from consortia.types.tx import (
     OrgUpdate,
     Payload,
     PrivacyRecord,
+    TxType,
     ValidatorUpdate,
 )
 
@@ -91,7 +92,17 @@ def body_view(payload: Payload) -> dict[str, Any]:
     return out
 
 
+def _receipt(row: StoredTx) -> dict[str, Any]:
+    return {"status": "invalid" if row.result.code else "committed", "height": row.height,
+            "index": row.index, "error": row.result.code or None}
+
+
 def tx_view(row: StoredTx, membership: Membership) -> dict[str, Any]:
+    if row.type is TxType.EVM:
+        # A raw Ethereum transaction of a quorum chain: its fields are the JSON-RPC's
+        # (eth_getTransactionByHash); here its bytes and where it committed.
+        return {"tx_id": row.txid.hex(), "type": "evm", "raw_base64": b64(row.envelope),
+                "receipt": _receipt(row)}
     env = Envelope.decode(row.envelope)
     payload = Payload.decode(env.payload)
     try:
@@ -105,9 +116,7 @@ def tx_view(row: StoredTx, membership: Membership) -> dict[str, Any]:
         "chain_id": payload.chain_id, "nonce": payload.nonce.hex(),
         "timestamp_ms": payload.timestamp_ms, "signer": signer,
         "body": body_view(payload), "envelope_base64": b64(row.envelope),
-        "receipt": {"status": "invalid" if row.result.code else "committed",
-                    "height": row.height, "index": row.index,
-                    "error": row.result.code or None},
+        "receipt": _receipt(row),
     }
 
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from consortia.execution.evm import EthTx, decode_transaction
+from consortia.txpool.admission import Admission
 from consortia.types.config import ChainConfig
 from consortia.types.errors import AccountNotPermitted, Malformed, TooLarge
-from consortia.types.tx import TxType
+from consortia.types.tx import Tx, TxType
 
 ENVELOPE_TAG = 0x94
 """First byte of every canonical Consortia envelope (msgpack fixarray of 4)."""
@@ -80,3 +81,37 @@ def admit_eth(raw: bytes, config: ChainConfig, *, check_sender: bool = True) -> 
         raise AccountNotPermitted(f"account 0x{eth.sender.hex()} is not permitted to transact "
                                   "on this chain (it is bound to no organization)")
     return EthEntry(eth)
+
+
+Entry = Tx | EthEntry
+"""A quorum chain's block entry as admitted: a configuration envelope or an Ethereum tx."""
+
+
+class QuorumAdmission:
+    """Admission on a quorum chain: envelopes by ``Admission`` — configuration
+    transactions only, the chain has no notary records —, raw Ethereum transactions by
+    :func:`admit_eth` (module doc). Same interface as ``Admission``, so the node, its
+    peers and the re-execution of proposed blocks use either alike."""
+
+    def __init__(self, envelopes: Admission) -> None:
+        self.envelopes = envelopes
+
+    @property
+    def config(self) -> ChainConfig:
+        return self.envelopes.config
+
+    def reconfigure(self, config: ChainConfig) -> None:
+        self.envelopes.reconfigure(config)
+
+    def check(self, raw: bytes, *, fresh: bool = True) -> Entry:
+        """Admit one block entry; ``fresh=False`` (an entry of a block another validator
+        proposed) skips the envelope's time window and the Ethereum sender's binding,
+        which ``QuorumChain.prepare`` checks under the configuration in force."""
+        if is_envelope(raw):
+            tx = self.envelopes.check(raw, fresh=fresh)
+            if not tx.payload.type.is_config:
+                raise Malformed(f"a quorum chain takes configuration transactions and "
+                                f"Ethereum transactions, not {tx.payload.type.name.lower()}",
+                                code="wrong_profile")
+            return tx
+        return admit_eth(raw, self.config, check_sender=fresh)

@@ -1,0 +1,47 @@
+"""The profile-specific parts of a node: its chain, admission and pool (ADR 0026).
+
+Every profile shares the node's transaction path (admit → pool → order → commit); a
+quorum chain differs in what a block entry is (a configuration envelope or a raw
+Ethereum transaction), how it is admitted, how the pool orders it (nonce lanes) and how a
+block executes (the EVM). Validators, peers and the re-execution of proposed blocks pick
+their parts here, so no caller tests the profile itself.
+"""
+
+from __future__ import annotations
+
+from consortia.crypto import SigningKey
+from consortia.ledger.genesis import Genesis
+from consortia.ledger.store import LedgerStore
+from consortia.node.chain import Chain
+from consortia.node.quorum import QuorumChain
+from consortia.node.settings import NodeSettings
+from consortia.txpool.admission import Admission
+from consortia.txpool.ethadmission import QuorumAdmission
+from consortia.txpool.pool import Pool, TxPool
+from consortia.txpool.quorum_pool import QuorumPool
+from consortia.types.config import Profile
+
+
+def open_chain(store: LedgerStore, genesis: Genesis, key: SigningKey) -> Chain:
+    """The chain of ``genesis``'s profile over ``store`` (verified on opening)."""
+    if genesis.config.profile is Profile.QUORUM:
+        return QuorumChain(store, genesis, key)
+    return Chain(store, genesis, key)
+
+
+def admission_for(chain: Chain, base: Admission) -> Admission | QuorumAdmission:
+    """``base`` (envelopes), wrapped for a quorum chain to take Ethereum transactions."""
+    return QuorumAdmission(base) if isinstance(chain, QuorumChain) else base
+
+
+def pool_for(chain: Chain, settings: NodeSettings) -> Pool:
+    """A FIFO pool, or a quorum chain's configuration queue plus nonce lanes."""
+    limits = settings.pool
+    if isinstance(chain, QuorumChain):
+        q = chain
+
+        def committed_nonce(sender: bytes) -> int:
+            return q.engine.nonce(q.state_root, sender)
+
+        return QuorumPool(committed_nonce, max_txs=limits.max_txs, max_bytes=limits.max_bytes)
+    return TxPool(limits.max_txs, limits.max_bytes)
