@@ -22,6 +22,12 @@ Quorum chains (ADR 0026) add, written in the same transaction as their block::
     eth_blocks(height, hash, header)   this height's Ethereum block: hash, RLP header
     eth_receipts(txid, height, idx, receipt)   one encoded receipt per Ethereum transaction
     eth_logs(height, idx, log_index, address, topic0..topic3, data)   eth_getLogs index
+    private_roots(height, root)        this node's private state root after a height whose
+                                       block carried a private transaction it took part in
+    private_receipts(txid, height, idx, receipt)   the private receipts of those (ADR 0027)
+
+The private tables are this node's own (a participant's view); nothing of them is in the
+block's hashes, so ``verify`` ignores them.
 """
 
 from __future__ import annotations
@@ -92,6 +98,13 @@ CREATE TABLE IF NOT EXISTS eth_logs (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS eth_logs_by_address ON eth_logs (address, height);
 CREATE INDEX IF NOT EXISTS eth_logs_by_topic0 ON eth_logs (topic0, height);
+CREATE TABLE IF NOT EXISTS private_roots (height INTEGER PRIMARY KEY, root BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS private_receipts (
+    txid BLOB PRIMARY KEY,
+    height INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    receipt BLOB NOT NULL
+) WITHOUT ROWID;
 """
 
 
@@ -121,6 +134,11 @@ class EvmWrite:
     receipts: Sequence[tuple[bytes, int, bytes]]
     """(transaction hash, index in block, encoded receipt) per Ethereum transaction."""
     logs: Sequence[LogRow]
+    private_root: bytes | None = None
+    """This node's private state root after the block, when the block changed it."""
+    private_receipts: Sequence[tuple[bytes, int, bytes]] = ()
+    """(transaction hash, index in block, encoded private receipt) of this node's private
+    transactions in the block (ADR 0027)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,6 +425,21 @@ class LedgerStore:
                                   (txid,)).fetchone()
         return None if row is None else (int(row[0]), int(row[1]), bytes(row[2]))
 
+    def private_root(self) -> bytes | None:
+        """This node's latest private state root (None: no private transaction yet)."""
+        with self._rlock:
+            row = self._r.execute("SELECT root FROM private_roots ORDER BY height DESC LIMIT 1"
+                                  ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def private_receipt(self, txid: bytes) -> tuple[int, int, bytes] | None:
+        """(height, index, encoded private receipt) of a private transaction this node
+        took part in."""
+        with self._rlock:
+            row = self._r.execute("SELECT height, idx, receipt FROM private_receipts "
+                                  "WHERE txid=?", (txid,)).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]), bytes(row[2]))
+
     def eth_logs(self, first: int, last: int, addresses: Sequence[bytes] = (),
                  topics: Sequence[Sequence[bytes] | None] = (), limit: int = 10_000
                  ) -> list[LogRow]:
@@ -451,6 +484,10 @@ def _write_evm(c: sqlite3.Connection, height: int, e: EvmWrite) -> None:
         (height, g.index, g.log_index, g.address,
          *(g.topics[i] if i < len(g.topics) else None for i in range(4)), g.data)
         for g in e.logs])
+    if e.private_root is not None:
+        c.execute("INSERT INTO private_roots VALUES (?,?)", (height, e.private_root))
+    c.executemany("INSERT INTO private_receipts VALUES (?,?,?,?)",
+                  [(txid, height, idx, receipt) for txid, idx, receipt in e.private_receipts])
 
 
 def _block(row: Sequence[Any]) -> StoredBlock:

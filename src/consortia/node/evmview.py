@@ -27,9 +27,9 @@ from consortia.execution.evm import (
 )
 from consortia.ledger.store import LedgerStore
 from consortia.node.quorum import ReceiptRow, decode_receipt_row, env_for
+from consortia.txpool.ethadmission import eth_bytes
 from consortia.types.errors import NotFound
 from consortia.types.evm_config import EvmConfig
-from consortia.types.tx import TxType
 
 MAX_LOGS = 10_000
 """The most logs one ``logs`` call returns (the adapter answers "query returned more than
@@ -114,8 +114,8 @@ class EvmView:
         if row is None:
             return None
         eth_hash, header_rlp = row
-        txs = [t for t in self.store.block_txs(number) if t.type is TxType.EVM]
-        raws = tuple(t.envelope for t in txs)
+        txs = [t for t in self.store.block_txs(number) if t.type.is_ethereum]
+        raws = tuple(eth_bytes(t.envelope) for t in txs)
         return EthBlockView(eth_hash, decode_header(header_rlp),
                             len(header_rlp) + sum(len(r) for r in raws),
                             tuple(t.txid for t in txs), raws)
@@ -132,9 +132,9 @@ class EvmView:
 
     def transaction(self, tx_hash: bytes) -> EthTxView | None:
         row = self.store.tx(tx_hash)
-        if row is None or row.type is not TxType.EVM:
+        if row is None or not row.type.is_ethereum:
             return None
-        tx = decode_transaction(row.envelope, self._evm().chain_id)
+        tx = decode_transaction(eth_bytes(row.envelope), self._evm().chain_id)
         return EthTxView(tx, self.block_hash(row.height) or b"", row.height, row.index)
 
     def receipt(self, tx_hash: bytes) -> EthReceiptView | None:
@@ -159,7 +159,7 @@ class EvmView:
             if g.height not in hashes:
                 hashes[g.height] = self.block_hash(g.height) or b""
                 tx_hashes[g.height] = [t.txid for t in self.store.block_txs(g.height)
-                                       if t.type is TxType.EVM]
+                                       if t.type.is_ethereum]
             out.append(EthLogView(Log(g.address, g.topics, g.data, g.log_index),
                                   hashes[g.height], g.height, tx_hashes[g.height][g.index],
                                   g.index))

@@ -24,7 +24,7 @@ invalid.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -40,8 +40,10 @@ from consortia.execution.evm import (
     EthHeader,
     EvmEngine,
     GenesisAccount,
+    Log,
     Receipt,
     Rejected,
+    logs_bloom,
 )
 from consortia.execution.evm.ethblock import EMPTY_TRIE_ROOT
 from consortia.ledger import hashing
@@ -49,7 +51,7 @@ from consortia.ledger.genesis import Genesis
 from consortia.ledger.rules import config_hash
 from consortia.ledger.store import BlockWrite, EvmWrite, LedgerStore, LogRow
 from consortia.node.chain import Chain, _Artifacts
-from consortia.txpool.ethadmission import EthEntry, is_envelope
+from consortia.txpool.ethadmission import EthEntry, eth_bytes, is_envelope
 from consortia.types.block import VALID, Block, Header, Result, TxStatus
 from consortia.types.codec import Reader, decode, encode
 from consortia.types.config import ChainConfig
@@ -108,6 +110,28 @@ class ReceiptRow:
     revert_reason: str | None
 
 
+@dataclass
+class _PrivateRun:
+    root: bytes | None
+    receipts: list[tuple[bytes, int, bytes]]
+    writes: dict[bytes, bytes]
+
+
+def encode_private_receipt(r: Receipt) -> bytes:
+    """A private receipt: the receipt row and its logs (private logs have no index)."""
+    return encode([encode_receipt_row(r),
+                   [[g.address, list(g.topics), g.data, g.log_index] for g in r.logs]])
+
+
+def decode_private_receipt(data: bytes) -> tuple[ReceiptRow, tuple[Log, ...]]:
+    r = Reader(decode(data, what="private receipt"), "private receipt", length=2)
+    row = decode_receipt_row(r.bytes_("receipt", max_len=2**31))
+    logs = tuple(Log(bytes(a), tuple(bytes(t) for t in topics), bytes(d), int(i))
+                 for a, topics, d, i in r.list_("logs", max_len=2**20))
+    r.end()
+    return row, logs
+
+
 def decode_receipt_row(data: bytes) -> ReceiptRow:
     r = Reader(decode(data, what="receipt"), "receipt", length=9)
     tx_type = r.int_("tx_type", hi=255)
@@ -138,6 +162,11 @@ class QuorumChain(Chain):
             raise ChainCorrupted(f"height {store.height} has no Ethereum block")
         self.eth_hash, header_rlp = head
         self.state_root = state_root_of(header_rlp)
+        self.private_root = store.private_root() or EMPTY_TRIE_ROOT
+        """This node's private state (ADR 0027): the payloads it took part in, run."""
+        self.private_payload: Callable[[bytes], bytes | None] | None = None
+        """The payload of a private transaction by its hash from this member's transaction
+        manager, ``None`` when it holds none for this node; unset: no manager."""
 
     @property
     def evm(self) -> EvmConfig:
@@ -192,8 +221,9 @@ class QuorumChain(Chain):
         bound = [i for i, e in enumerate(eth_batch) if self.evm.org_of(e.sender) is not None]
         unbound = set(range(len(eth_batch))) - set(bound)
         permitted = [eth_batch[i] for i in bound]
-        outcome = self.engine.execute_block(self.state_root, env, [e.eth for e in permitted],
-                                            self._block_hash_of)
+        outcome = self.engine.execute_block(
+            self.state_root, env, [e.eth for e in permitted], self._block_hash_of,
+            markers={i for i, e in enumerate(permitted) if e.private})
         rejected = tuple(sorted(  # indexes are positions in ``batch``
             [(e, Rejected(i, e.id, "account_not_permitted",
                           f"account 0x{e.sender.hex()} is bound to no organization"))
@@ -228,8 +258,9 @@ class QuorumChain(Chain):
                              _QuorumArtifacts(txs, ex, eth_header, outcome, rejected))
 
     def entry_id(self, raw: bytes) -> bytes:
-        """An envelope's id, or a raw Ethereum transaction's hash (keccak256)."""
-        return super().entry_id(raw) if is_envelope(raw) else keccak(raw)
+        """An envelope's id, or a raw Ethereum transaction's hash (keccak256; of a private
+        marker, the hash of the transaction it carries)."""
+        return super().entry_id(raw) if is_envelope(raw) else keccak(eth_bytes(raw))
 
     @staticmethod
     def rejected_of(prepared: PreparedBlock) -> tuple[tuple[Any, Rejected], ...]:
@@ -247,11 +278,49 @@ class QuorumChain(Chain):
         logs = [LogRow(height, r.tx_index, g.log_index, g.address, g.topics, g.data)
                 for r in out.receipts for g in r.logs]
         entries: Sequence[object] = art.txs  # EthEntry items, or one configuration Tx
-        types = [t.payload.type if isinstance(t, Tx) else TxType.EVM for t in entries]
+        types = [t.payload.type if isinstance(t, Tx) else t.type for t in entries
+                 if isinstance(t, Tx | EthEntry)]
+        private = self._run_private(height, block.header.timestamp_ms,
+                                    [(i, e) for i, e in enumerate(entries)
+                                     if isinstance(e, EthEntry) and e.private])
+        writes = out.writes if not private.writes else {**out.writes, **private.writes}
         return BlockWrite(block, proposal.hash, [t.id for t in art.txs], types, ex.results,
                           ex.records, ex.new_config,
-                          EvmWrite(art.eth_header.hash(), art.eth_header.encode(), out.writes,
-                                   receipts, logs))
+                          EvmWrite(art.eth_header.hash(), art.eth_header.encode(), writes,
+                                   receipts, logs, private.root, private.receipts))
+
+    def _run_private(self, height: int, timestamp_ms: int,
+                     markers: list[tuple[int, EthEntry]]) -> _PrivateRun:
+        """Run the payloads of the block's private transactions this node takes part in on
+        its private state (ADR 0027). A payload this node's manager does not hold (not a
+        participant, or no manager) leaves nothing; a manager that cannot be reached
+        raises, so the block is not stored without its private state (the node stops and
+        its supervisor restarts it)."""
+        run = _PrivateRun(None, [], {})
+        if not markers or self.private_payload is None:
+            return run
+        root = self.private_root
+        env = env_for(self.evm, height, timestamp_ms)
+        for index, entry in markers:
+            payload = self.private_payload(entry.eth.data)
+            if payload is None:
+                continue
+            eth = entry.eth
+            done = self.engine.apply_private(root, env, sender=eth.sender, to=eth.to,
+                                             data=payload, gas=eth.gas, nonce=eth.nonce,
+                                             block_hash_of=self._block_hash_of)
+            root = done.state_root
+            run.writes.update(done.writes)
+            r = done.result
+            receipt = Receipt(
+                tx_hash=eth.hash, tx_index=index, tx_type=eth.type, sender=eth.sender,
+                to=eth.to, status=1 if r.success else 0, gas_used=r.gas_used,
+                cumulative_gas_used=r.gas_used, logs=r.logs, logs_bloom=logs_bloom(r.logs),
+                contract_address=done.contract_address, output=r.output,
+                revert_reason=r.revert_reason)
+            run.receipts.append((eth.hash, index, encode_private_receipt(receipt)))
+            run.root = root
+        return run
 
     def commit(self, block: Block, proposal: PreparedBlock) -> ChainConfig | None:
         art: _QuorumArtifacts = proposal.artifacts
@@ -259,4 +328,5 @@ class QuorumChain(Chain):
         new_config = super().commit(block, proposal)
         self.eth_hash = art.eth_header.hash()
         self.state_root = art.eth_header.state_root
+        self.private_root = self.store.private_root() or EMPTY_TRIE_ROOT
         return new_config

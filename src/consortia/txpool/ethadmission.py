@@ -24,6 +24,22 @@ from consortia.types.tx import Tx, TxType
 
 ENVELOPE_TAG = 0x94
 """First byte of every canonical Consortia envelope (msgpack fixarray of 4)."""
+PRIVATE_TAG = 0x7E
+"""First byte of a private transaction's marker entry: this tag, then the raw signed
+Ethereum transaction whose data is the 64-byte hash of the private payload (ADR 0027).
+No Ethereum transaction type uses it (EIP-2718 types in use are 0-4)."""
+PAYLOAD_HASH_BYTES = 64
+"""A transaction manager's payload hash (SHA3-512, ADR 0022)."""
+
+
+def eth_bytes(entry: bytes) -> bytes:
+    """The raw Ethereum transaction of a block entry (a private marker without its tag)."""
+    return entry[1:] if entry[:1] == bytes([PRIVATE_TAG]) else entry
+
+
+def private_marker(raw: bytes) -> bytes:
+    """The block entry that carries ``raw`` as a private transaction's marker."""
+    return bytes([PRIVATE_TAG]) + raw
 
 
 def is_envelope(raw: bytes) -> bool:
@@ -36,6 +52,8 @@ class EthEntry:
     """An admitted Ethereum transaction as the pool and the chain carry it (a ``LaneTx``)."""
 
     eth: EthTx
+    private: bool = False
+    """A private transaction's marker: ``eth.data`` is the payload hash (ADR 0027)."""
 
     @property
     def id(self) -> bytes:
@@ -44,7 +62,8 @@ class EthEntry:
 
     @property
     def raw(self) -> bytes:
-        return self.eth.raw
+        """The block entry: the raw transaction, tagged when it is a private marker."""
+        return private_marker(self.eth.raw) if self.private else self.eth.raw
 
     @property
     def sender(self) -> bytes:
@@ -56,7 +75,7 @@ class EthEntry:
 
     @property
     def type(self) -> TxType:
-        return TxType.EVM
+        return TxType.EVM_PRIVATE if self.private else TxType.EVM
 
 
 def admit_eth(raw: bytes, config: ChainConfig, *, check_sender: bool = True) -> EthEntry:
@@ -76,11 +95,16 @@ def admit_eth(raw: bytes, config: ChainConfig, *, check_sender: bool = True) -> 
                        f"{config.limits.max_tx_bytes}")
     if is_envelope(raw):
         raise Malformed("a Consortia envelope is not an Ethereum transaction")
-    eth = decode_transaction(raw, evm.chain_id, block_gas_limit=evm.gas_limit)
+    private = raw[:1] == bytes([PRIVATE_TAG])
+    eth = decode_transaction(eth_bytes(raw), evm.chain_id, block_gas_limit=evm.gas_limit)
+    if private and (len(eth.data) != PAYLOAD_HASH_BYTES or eth.value):
+        raise Malformed(f"a private transaction's data is the {PAYLOAD_HASH_BYTES}-byte "
+                        "hash of its stored payload, and it sends no value",
+                        code="invalid_private_transaction")
     if check_sender and evm.org_of(eth.sender) is None:
         raise AccountNotPermitted(f"account 0x{eth.sender.hex()} is not permitted to transact "
                                   "on this chain (it is bound to no organization)")
-    return EthEntry(eth)
+    return EthEntry(eth, private)
 
 
 Entry = Tx | EthEntry

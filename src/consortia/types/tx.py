@@ -65,10 +65,18 @@ class TxType(IntEnum):
     NOTARY_CIPHERTEXT = 13
     NOTARY_PRIVACY = 14
     EVM = 20
+    EVM_PRIVATE = 21
+    """A private transaction's marker: a raw Ethereum transaction whose data is the hash
+    of the payload its participants' transaction managers hold (ADR 0027)."""
 
     @property
     def is_config(self) -> bool:
         return self < 10
+
+    @property
+    def is_ethereum(self) -> bool:
+        """A quorum chain's raw Ethereum transaction (a private marker included)."""
+        return self >= 20
 
     @property
     def is_notary(self) -> bool:
@@ -293,7 +301,7 @@ class Payload:
             tx_type = TxType(raw_type)
         except ValueError as exc:
             raise Malformed(f"payload.type: unknown transaction type {raw_type}") from exc
-        if tx_type is TxType.EVM:  # raw Ethereum bytes, never inside a Consortia envelope
+        if tx_type.is_ethereum:  # raw Ethereum bytes, never inside a Consortia envelope
             raise Malformed(f"payload.type: unknown transaction type {raw_type}")
         nonce = r.bytes_("nonce", max_len=NONCE_BYTES, exact=NONCE_BYTES)
         timestamp_ms = r.int_("timestamp_ms")

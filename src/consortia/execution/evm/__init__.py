@@ -13,6 +13,7 @@ from consortia.execution.evm.engine import (
     CallResult,
     EvmEngine,
     GenesisAccount,
+    PrivateOutcome,
     Receipt,
     Rejected,
 )
@@ -29,6 +30,7 @@ from consortia.execution.evm.transactions import EthTx, decode_transaction
 
 __all__ = [
     "CODES", "BlockEnv", "BlockOutcome", "CallResult", "EthHeader", "EthTx", "EvmCallError",
-    "EvmEngine", "EvmTxError", "GenesisAccount", "Log", "MemoryStore", "Receipt", "Rejected",
+    "EvmEngine", "EvmTxError", "GenesisAccount", "Log", "MemoryStore", "PrivateOutcome",
+    "Receipt", "Rejected",
     "StateReader", "decode_transaction", "encode_receipt", "logs_bloom", "ordered_trie_root",
 ]

@@ -16,7 +16,7 @@ gas, invalid opcode) is included with status 0 and uses its gas.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import rlp
@@ -152,6 +152,16 @@ class CallResult:
     logs: tuple[Log, ...] = ()
 
 
+@dataclass(frozen=True)
+class PrivateOutcome:
+    """A private payload run on a private state (:meth:`EvmEngine.apply_private`)."""
+
+    state_root: bytes
+    result: CallResult
+    contract_address: bytes | None
+    writes: dict[bytes, bytes]
+
+
 def _no_hashes(number: int) -> bytes | None:
     return None
 
@@ -207,11 +217,16 @@ class EvmEngine:
     # ---- blocks --------------------------------------------------------------------
     def execute_block(self, parent_state_root: bytes, env: BlockEnv,
                       txs: Sequence[bytes | EthTx],
-                      block_hash_of: BlockHashOf = _no_hashes) -> BlockOutcome:
+                      block_hash_of: BlockHashOf = _no_hashes, *,
+                      markers: Collection[int] = ()) -> BlockOutcome:
         """Run ``txs`` (raw bytes or already decoded) in order on the parent state.
 
         ``block_hash_of(n)`` answers BLOCKHASH for the 256 blocks before ``env.number``
-        (``None`` for a block the chain does not have).
+        (``None`` for a block the chain does not have). The transactions at the indexes
+        ``markers`` are private-transaction markers (ADR 0027): checked like any other,
+        they only consume their sender's nonce on this (public) state — status 1, no gas,
+        no logs; participants run the private payload on their private state
+        (:meth:`apply_private`).
         """
         state, overlay = self._open(parent_state_root, env, block_hash_of)
         included: list[EthTx] = []
@@ -226,6 +241,15 @@ class EvmEngine:
             except EvmTxError as exc:
                 tx_hash = item.hash if isinstance(item, EthTx) else None
                 rejected.append(Rejected(index, tx_hash, exc.code, exc.message))
+                continue
+            if index in markers:
+                state.increment_nonce(Address(tx.sender))
+                receipts.append(Receipt(
+                    tx_hash=tx.hash, tx_index=len(included), tx_type=tx.type,
+                    sender=tx.sender, to=tx.to, status=1, gas_used=0,
+                    cumulative_gas_used=cumulative, logs=(), logs_bloom=bytes(256),
+                    contract_address=None, output=b"", revert_reason=None))
+                included.append(tx)
                 continue
             state.lock_changes()
             computation = state.apply_transaction(tx.evm_tx)
@@ -305,6 +329,34 @@ class EvmEngine:
             gas_used=_pyevm.gas_used_by(spoof, computation),
             revert_reason=_failure_reason(computation),
             logs=_logs(computation, 0) if success else ())
+
+    def apply_private(self, state_root: bytes, env: BlockEnv, *, sender: bytes,
+                      to: bytes | None, data: bytes, gas: int, nonce: int,
+                      block_hash_of: BlockHashOf = _no_hashes) -> PrivateOutcome:
+        """Run a private transaction's payload on a participant's private state and keep
+        the result (ADR 0027). ``nonce`` is its marker's public nonce: a private creation's
+        address is derived from it, so it is unique like the marker. The signature was
+        checked on the marker; gas is metered and free as on the public state."""
+        state, overlay = self._open(state_root, env, block_hash_of)
+        state.set_nonce(Address(sender), nonce)
+        unsigned = PragueTransactionBuilder.create_unsigned_transaction(
+            nonce=nonce, gas_price=0, gas=gas,
+            to=Address(to) if to is not None else Address(b""), value=0, data=data)
+        spoof = SpoofTransaction(unsigned, from_=Address(sender))
+        if gas < spoof.intrinsic_gas:
+            return PrivateOutcome(state_root, CallResult(
+                success=False, output=b"", gas_used=0, revert_reason="intrinsic gas too low",
+                logs=()), None, {})
+        state.lock_changes()
+        computation = state.apply_transaction(spoof)  # type: ignore[arg-type]  # as call()
+        success = computation.is_success
+        state.persist()
+        result = CallResult(success=success, output=bytes(computation.output),
+                            gas_used=_pyevm.gas_used_by(spoof, computation),
+                            revert_reason=_failure_reason(computation),
+                            logs=_logs(computation, 0) if success else ())
+        created = _contract_address(sender, nonce) if to is None and success else None
+        return PrivateOutcome(bytes(state.state_root), result, created, overlay.writes)
 
     def estimate_gas(self, state_root: bytes, env: BlockEnv, *, sender: bytes = ZERO_ADDRESS,
                      to: bytes | None, data: bytes = b"", value: int = 0,
