@@ -29,21 +29,13 @@ from web3 import AsyncWeb3, Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.providers import WebSocketProvider
 
-from consortia.consensus.core import BatchReady, Commit
-from consortia.consensus.solo import Solo
-from consortia.execution.evm import EthTx
-from consortia.ledger.store import LedgerStore
 from consortia.node.ethbackend import NodeEthBackend
 from consortia.node.ethrpc import RpcServer
-from consortia.node.evmview import EvmView
-from consortia.node.heads import HeadFeed
-from consortia.node.quorum import QuorumChain
-from consortia.txpool.ethadmission import EthEntry, admit_eth
-from consortia.txpool.lanes import LanePool
 from tests.control_helpers import require_node
 from tests.integration.helpers import free_port
 from tests.integration.test_ethrpc_clients import ethers_dir  # noqa: F401  (the fixture)
-from tests.unit.conftest import NOW_MS, FixedBatchSupport, World
+from tests.quorum_node import QuorumNode
+from tests.unit.conftest import World
 from tests.unit.evm_helpers import ADDR, CHAIN_ID, KEYS, TOKEN
 from tests.unit.test_quorum_chain import quorum_world
 
@@ -53,47 +45,6 @@ PING_TOPIC = keccak(b"Ping(uint256)")
 TRANSFER_TOPIC = keccak(b"Transfer(address,address,uint256)")
 A0, A1, A2 = (Web3.to_checksum_address(a) for a in ADDR[:3])
 """A0 (org1) and A1 (org2) are bound and funded; A2 is funded but bound to no organization."""
-
-
-class QuorumNode:
-    """A one-validator quorum node in process: chain, pool, view and head feed."""
-
-    def __init__(self, path: Path, world: World) -> None:
-        self.store = LedgerStore(path)
-        self.chain = QuorumChain(self.store, world.genesis, world.validator.key)
-        self.support = FixedBatchSupport(self.chain)
-        self.solo = Solo(self.support, "validator0")
-        self.pool = LanePool(lambda a: self.chain.engine.nonce(self.chain.state_root, a),
-                             max_txs=1_000, max_bytes=10_000_000)
-        self.view = EvmView(self.store, self.chain.engine, lambda: self.chain.evm,
-                            pending_nonce=self.pool.next_nonce)
-        self.heads = HeadFeed(self.store.height)
-        self.time = NOW_MS
-        self._lock = threading.Lock()
-
-    async def submit(self, raw: bytes) -> bytes:
-        entry = admit_eth(raw, self.chain.config)
-        self.pool.add(entry)
-        height = await asyncio.to_thread(self._mine)
-        if height > self.heads.latest:
-            self.heads.publish(height)
-        return entry.id
-
-    def _mine(self) -> int:
-        with self._lock:
-            batch = self.pool.take_batch(1_000, 10_000_000)
-            if batch:
-                self.time += 1000
-                self.support.batch = batch  # type: ignore[assignment]
-                (action,) = self.solo.step(BatchReady(self.time))
-                assert isinstance(action, Commit) and action.prepared is not None
-                self.chain.commit(action.block, action.prepared)
-                self.pool.done(t.id for t in batch)
-            return self.store.height
-
-    def pending(self, tx_hash: bytes) -> EthTx | None:
-        found = self.pool.get(tx_hash)
-        return found.eth if isinstance(found, EthEntry) else None
 
 
 @dataclass

@@ -237,10 +237,10 @@ class NodeEthBackend:
                 if query.matches(entry)]
 
     def new_heads(self) -> AsyncIterator[NewHead]:
-        return self._new_heads()
+        return self._new_heads(self._heads.follow())  # "from now on": from this call
 
-    async def _new_heads(self) -> AsyncIterator[NewHead]:
-        async for height in self._heads.follow():
+    async def _new_heads(self, heights: AsyncIterator[int]) -> AsyncIterator[NewHead]:
+        async for height in heights:
             yield await asyncio.to_thread(self._new_head, height)
 
     def _new_head(self, height: int) -> NewHead:
@@ -305,8 +305,9 @@ class NodeEthBackend:
     def _call(self, request: CallRequest, number: int) -> bytes:
         found = self._known(number)
         gas = _capped(request.gas, found.header.gas_limit)
+        sender = self._funded_sender(request, number)
         try:
-            result = self.view.call(number, sender=request.sender or bytes(20), to=request.to,
+            result = self.view.call(number, sender=sender, to=request.to,
                                     data=request.data or b"", value=request.value or 0,
                                     gas=gas)
         except EvmTxError as exc:  # gas below the intrinsic cost
@@ -320,9 +321,10 @@ class NodeEthBackend:
 
     def _estimate(self, request: CallRequest, number: int) -> int:
         found = self._known(number)
+        sender = self._funded_sender(request, number)
         try:
             return self.view.estimate_gas(
-                number, sender=request.sender or bytes(20), to=request.to,
+                number, sender=sender, to=request.to,
                 data=request.data or b"", value=request.value or 0,
                 cap=_capped(request.gas, found.header.gas_limit))
         except EvmCallError as exc:
@@ -333,6 +335,18 @@ class NodeEthBackend:
             raise ExecutionFailed(geth_failure(exc.reason)) from exc
         except EvmTxError as exc:
             raise ExecutionFailed(str(exc)) from exc
+
+    def _funded_sender(self, request: CallRequest, number: int) -> bytes:
+        """The call's sender (zero address by default), after geth's check that it holds
+        the value it sends (gas costs nothing here); the engine would fail uglier."""
+        sender = request.sender or bytes(20)
+        value = request.value or 0
+        if value:
+            have = self.view.balance(sender, number)
+            if have < value:
+                raise ExecutionFailed(f"insufficient funds for gas * price + value: address "
+                                      f"0x{sender.hex()} have {have} want {value}")
+        return sender
 
     def _known(self, number: int) -> EthBlockView:
         found = self.view.block(number)
