@@ -168,6 +168,14 @@ def test_token_over_http(served: Served) -> None:
     typed1 = send(w3, 1, {"to": A0, "value": 4, "gas": 30_000, "gasPrice": 0, "type": 1,
                           "accessList": [{"address": token.address, "storageKeys": []}]})
     assert w3.eth.get_transaction(typed1)["accessList"][0]["address"] == token.address
+    # polled filters see the next block and its logs
+    block_filter = w3.eth.filter("latest")
+    log_filter = w3.eth.filter({"address": token.address, "topics": [TRANSFER_TOPIC]})
+    moved = send(w3, 0, {"to": token.address, "data": token.encode_abi("transfer", [A1, 1])})
+    latest = w3.eth.get_block("latest")
+    assert block_filter.get_new_entries() == [latest["hash"]]
+    assert [g["transactionHash"] for g in log_filter.get_new_entries()] == [moved]
+    assert block_filter.get_new_entries() == [] and log_filter.get_new_entries() == []
 
 
 def test_invalid_transactions_change_nothing(served: Served) -> None:
