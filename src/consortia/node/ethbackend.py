@@ -34,6 +34,7 @@ from typing import TypedDict
 from consortia.execution.evm import CODES, CallResult, EthTx, EvmCallError, EvmTxError, Log
 from consortia.execution.evm import decode_transaction as decode_eth
 from consortia.node.ethrpc.backend import (
+    EthBackend,
     EthBackendError,
     ExecutionFailed,
     ExecutionReverted,
@@ -364,6 +365,11 @@ class NodeEthBackend:
         transactions with maxFeePerGas 0; ethers.js sees baseFeePerGas 0 and signs legacy
         ones with gasPrice 0 (as against GoQuorum); both are admitted."""
         return FeeInfo(gas_price=0, max_priority_fee_per_gas=0)
+
+
+def _conforms(backend: NodeEthBackend) -> EthBackend:
+    """Never called: makes mypy check :class:`NodeEthBackend` against the protocol."""
+    return backend
 
 
 def _capped(gas: int | None, limit: int) -> int:
