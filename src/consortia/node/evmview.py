@@ -109,6 +109,11 @@ class EvmView:
         """The latest committed height (``eth_blockNumber``)."""
         return self.store.height
 
+    @property
+    def chain_id(self) -> int:
+        """The EIP-155 chain id of the configuration in force."""
+        return self._evm().chain_id
+
     def block(self, number: int) -> EthBlockView | None:
         row = self.store.eth_block(number)
         if row is None:
@@ -149,9 +154,11 @@ class EvmView:
                               decode_receipt_row(data), logs, logs_bloom(logs))
 
     def logs(self, first: int, last: int, addresses: Sequence[bytes] = (),
-             topics: Sequence[Sequence[bytes] | None] = ()) -> list[EthLogView]:
-        """eth_getLogs over heights ``first..last`` (at most :data:`MAX_LOGS`)."""
-        rows = self.store.eth_logs(first, last, addresses, topics, limit=MAX_LOGS)
+             topics: Sequence[Sequence[bytes] | None] = (), *, limit: int = MAX_LOGS
+             ) -> list[EthLogView]:
+        """eth_getLogs over heights ``first..last`` (at most ``limit``; ask for one more
+        than you answer to know that a query has too many)."""
+        rows = self.store.eth_logs(first, last, addresses, topics, limit=limit)
         hashes: dict[int, bytes] = {}
         tx_hashes: dict[int, list[bytes]] = {}
         out = []
