@@ -82,10 +82,10 @@ def print_accounts(n: LocalNetwork) -> None:
     evm = n.doc["evm"]
     t = Table(title=f"Ethereum accounts (chain id {evm['chain_id']}, gas limit "
                     f"{evm['gas_limit']:,})")
-    for col in ("address", "organization", "key file"):
-        t.add_column(col)
+    t.add_column("address", no_wrap=True)
+    t.add_column("organization")
     for a in n.accounts():
-        t.add_row(a.address, a.org, str(a.key_file.relative_to(n.root)))
+        t.add_row(a.address, a.org)
     console.print(t)
     console.print(f"JSON-RPC {n.rpc_url()}   (WebSocket {n.rpc_url(websocket=True)})")
     console.print(f"keys     consortia account list --accounts {n.root}/orgs/<org>/accounts")
