@@ -193,7 +193,7 @@ def _account_update(remove: bool, org: str, addresses: list[str] | None, new: bo
         return
     if made is not None:
         console.print(f"new account [bold cyan]{made.address}[/]  key file {made.key_file}")
-    console.print(f"{verb + 'ed'} {', '.join(targets)} "
+    console.print(f"{'unbound' if remove else 'bound'} {', '.join(targets)} "
                   f"{'from' if remove else 'to'} [cyan]{org}[/] in block {r['height']}")
 
 
@@ -352,6 +352,8 @@ def _panel(netw: LocalNetwork, root: Path) -> Panel:
         where += (f"node logs     {root / 'nodes'}/<id>/node.log\n"
                   f"OpenAPI       {url}/docs (and so on for each node)\n"
                   "blocks commit once the validators have elected a leader\n")
+    if netw.profile is Profile.QUORUM:
+        where += f"JSON-RPC      {netw.rpc_url()}   (EVM chain id {netw.doc['evm']['chain_id']})\n"
     stop = ("Ctrl-C stops the node" if len(nodes) == 1 else f"Ctrl-C stops all {len(nodes)} "
             "nodes")
     orgs = ", ".join(f"{o}/alice, {o}/admin" for o in netw.doc["orgs"])
