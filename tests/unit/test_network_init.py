@@ -262,7 +262,8 @@ def test_cli_defaults(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--profile", "fabric"], "profile fabric is not available yet"),
-    (["--profile", "quorum", "--validators", "4"], "profile quorum is not available yet"),
+    (["--evm-chain-id", "5"], "apply to quorum networks"),
+    (["--profile", "quorum", "--evm-chain-id", "0"], "EVM chain id must be"),
     (["--consensus", "pbft", "--validators", "3"], "pbft needs at least 4 validators"),
     (["--consensus", "solo", "--validators", "3"], "exactly one validator"),
     (["--validators", "3", "--orderers", "4"], "disagree"),

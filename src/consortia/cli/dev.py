@@ -22,8 +22,8 @@ from rich.panel import Panel
 from rich.table import Table
 
 from consortia.cli import background, peer, validator
-from consortia.cli.context import console, err_console, fail, guard, network_dir
-from consortia.sdk import LocalNetwork, init_network
+from consortia.cli.context import console, err_console, fail, guard, network_dir, print_json
+from consortia.sdk import LocalNetwork, NodeClient, init_network
 from consortia.sdk.network import NetworkNode
 from consortia.types.config import BlockLimits, ConsensusKind, Profile
 from consortia.types.errors import ConsortiaError
@@ -36,7 +36,7 @@ app.add_typer(peer.app, name="peer")
 NetworkOpt = Annotated[Path | None, typer.Option("--network", "-N", help="network directory "
                        "(default $CONSORTIA_NETWORK or .consortia/dev)")]
 
-AVAILABLE_PROFILES = (Profile.ANT,)
+AVAILABLE_PROFILES = (Profile.ANT, Profile.QUORUM)
 
 
 def resolve_consensus(consensus: ConsensusKind | None, validators: int | None,
@@ -45,8 +45,9 @@ def resolve_consensus(consensus: ConsensusKind | None, validators: int | None,
     """The consensus and validator count the options mean.
 
     ``--orderers`` is Fabric's word for raft's validators: alone it means raft. Without
-    ``--consensus``, the ``ant`` profile with more than one validator means pbft (Ant
-    Blockchain's BFT ordering), and one or none means solo.
+    ``--consensus``, more than one validator means pbft for the ``ant`` profile (Ant
+    Blockchain's BFT ordering) and raft for ``quorum`` (GoQuorum's default), and one or
+    none means solo.
     """
     if profile not in AVAILABLE_PROFILES:
         fail(f"profile {profile.value} is not available yet; available: "
@@ -59,7 +60,7 @@ def resolve_consensus(consensus: ConsensusKind | None, validators: int | None,
         if orderers is not None:
             consensus = ConsensusKind.RAFT
         elif n is not None and n > 1:
-            consensus = ConsensusKind.PBFT
+            consensus = ConsensusKind.RAFT if profile is Profile.QUORUM else ConsensusKind.PBFT
         else:
             consensus = ConsensusKind.SOLO
     return consensus, n
@@ -73,6 +74,22 @@ def print_nodes(n: LocalNetwork) -> None:
     for node in n.nodes():
         t.add_row(node.id, node.org, node.api, node.p2p or "-")
     console.print(t)
+
+
+def print_accounts(n: LocalNetwork) -> None:
+    """The Ethereum side of a quorum network: its accounts, where their keys are, the
+    JSON-RPC URL."""
+    evm = n.doc["evm"]
+    t = Table(title=f"Ethereum accounts (chain id {evm['chain_id']}, gas limit "
+                    f"{evm['gas_limit']:,})")
+    t.add_column("address", no_wrap=True)
+    t.add_column("organization")
+    for a in n.accounts():
+        t.add_row(a.address, a.org)
+    console.print(t)
+    console.print(f"JSON-RPC {n.rpc_url()}   (WebSocket {n.rpc_url(websocket=True)})")
+    console.print(f"keys     consortia account list --accounts {n.root}/orgs/<org>/accounts")
+    console.print(f"password {n.root}/orgs/<org>/account-password")
 
 
 @app.command("init")
@@ -93,22 +110,36 @@ def init(net: Annotated[Path | None, typer.Option("--network", "-N", help="direc
          orderers: Annotated[int | None, typer.Option(
              min=1, help="Fabric's name for --validators; alone it means raft")] = None,
          profile: Annotated[Profile, typer.Option(
-             case_sensitive=False, help="network profile (only ant is available yet)")
+             case_sensitive=False, help="network profile: ant (notary) or quorum (Ethereum)")
          ] = Profile.ANT,
          p2p_port: Annotated[int | None, typer.Option(
              help="p2p port of the first validator (raft, pbft; default: port + 100)")
          ] = None,
+         evm_chain_id: Annotated[int | None, typer.Option(
+             help="quorum: the EIP-155 chain id (default 1337)")] = None,
+         evm_gas_limit: Annotated[int | None, typer.Option(
+             help="quorum: the block gas limit (default 30,000,000)")] = None,
+         accounts_per_org: Annotated[int | None, typer.Option(
+             help="quorum: Ethereum accounts made, bound and funded per organization "
+                  "(default 1)")] = None,
+         balance: Annotated[int | None, typer.Option(
+             help="quorum: wei each of those accounts holds at genesis (default 10**24)")
+         ] = None,
          ) -> None:
     """Create organizations with their CAs and identities, the validators and the genesis
-    block."""
+    block (for a quorum network also its Ethereum accounts)."""
     root = network_dir(net)
     kind, count = resolve_consensus(consensus, validators, orderers, profile)
     try:
-        n = init_network(root, chain_id=chain_id, orgs=org or ["org1", "org2"], host=host,
-                         port=port, force=force, consensus=kind, validators=count,
-                         p2p_port=p2p_port,
-                         limits=BlockLimits(max_block_txs=max_block_txs,
-                                            batch_timeout_ms=batch_timeout_ms))
+        with console.status("creating organizations, identities and genesis …"):
+            n = init_network(root, chain_id=chain_id, orgs=org or ["org1", "org2"],
+                             host=host, port=port, force=force, consensus=kind,
+                             validators=count, p2p_port=p2p_port,
+                             limits=BlockLimits(max_block_txs=max_block_txs,
+                                                batch_timeout_ms=batch_timeout_ms),
+                             profile=profile, evm_chain_id=evm_chain_id,
+                             evm_gas_limit=evm_gas_limit, accounts_per_org=accounts_per_org,
+                             balance=balance)
     except ConsortiaError as exc:
         guard(exc)
     t = Table(title=f"network {n.chain_id} in {root}")
@@ -118,6 +149,8 @@ def init(net: Annotated[Path | None, typer.Option("--network", "-N", help="direc
         t.add_row(org_id, ", ".join(o["identities"]))
     console.print(t)
     print_nodes(n)
+    if n.profile is Profile.QUORUM:
+        print_accounts(n)
     console.print(f"genesis  {n.genesis_path}  ({n.doc['genesis_hash'][:16]}…)")
     nodes = n.nodes()
     if len(nodes) == 1:
@@ -127,6 +160,71 @@ def init(net: Annotated[Path | None, typer.Option("--network", "-N", help="direc
                   "them)\n         or one terminal per node:")
     for node in nodes:
         console.print(f"           consortia node start --config {node.config}")
+
+
+def _account_update(remove: bool, org: str, addresses: list[str] | None, new: bool,
+                    net: Path | None, node: str | None, timeout: float,
+                    json_out: bool) -> None:
+    """Sign ``bind_accounts``/``unbind_accounts`` as ``org``'s admin, submit it to the node
+    and wait until it commits; exit 1 with the node's code when it is refused or invalid."""
+    verb = "unbind" if remove else "bind"
+    try:
+        n = LocalNetwork.open(network_dir(net))
+        targets = list(addresses or [])
+        made = None
+        if new:
+            made = n.new_account(org)
+            targets.append(made.address)
+        if not targets:
+            fail(f"name the addresses to {verb}" + ("" if remove else " (or pass --new)"))
+        tx = (n.unbind_accounts if remove else n.bind_accounts)(org, targets)
+        with NodeClient(node or n.node_url(), timeout=timeout + 10) as c:
+            r = c.submit(tx, wait=True, timeout=timeout)
+    except ConsortiaError as exc:
+        guard(exc)
+    except httpx.HTTPError as exc:
+        fail(f"node {node or n.node_url()} did not answer: {exc}")
+    if json_out:
+        print_json({**r, "org": org, "addresses": targets,
+                    "key_file": None if made is None else str(made.key_file)})
+    if r["status"] != "committed":
+        fail(f"account update {r['status']}: {r.get('error') or 'not committed in time'}")
+    if json_out:
+        return
+    if made is not None:
+        console.print(f"new account [bold cyan]{made.address}[/]  key file {made.key_file}")
+    console.print(f"{'unbound' if remove else 'bound'} {', '.join(targets)} "
+                  f"{'from' if remove else 'to'} [cyan]{org}[/] in block {r['height']}")
+
+
+NodeOpt = Annotated[str | None, typer.Option("--node", help="node API URL (default: the "
+                                             "network's first validator)")]
+OrgOpt = Annotated[str, typer.Option("--org", help="the organization (its admin signs)")]
+AddressesArg = Annotated[list[str] | None, typer.Argument(help="0x addresses")]
+WaitOpt = Annotated[float, typer.Option("--timeout", min=1, help="seconds to wait for the "
+                                        "change to commit")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+@app.command("bind-account")
+def bind_account(org: OrgOpt, addresses: AddressesArg = None,
+                 new: Annotated[bool, typer.Option(
+                     "--new", help="also make a new key file for the organization and bind "
+                     "it")] = False,
+                 net: NetworkOpt = None, node: NodeOpt = None, timeout: WaitOpt = 30.0,
+                 json_out: JsonOpt = False) -> None:
+    """Let Ethereum accounts send transactions for an organization of a quorum network: an
+    ``account_update`` signed by its admin, submitted and waited for."""
+    _account_update(False, org, addresses, new, net, node, timeout, json_out)
+
+
+@app.command("unbind-account")
+def unbind_account(org: OrgOpt, addresses: AddressesArg = None, net: NetworkOpt = None,
+                   node: NodeOpt = None, timeout: WaitOpt = 30.0,
+                   json_out: JsonOpt = False) -> None:
+    """Stop Ethereum accounts sending transactions for an organization of a quorum network
+    (the chain refuses their transactions once this commits)."""
+    _account_update(True, org, addresses, False, net, node, timeout, json_out)
 
 
 STOP_TIMEOUT = 15
@@ -254,6 +352,8 @@ def _panel(netw: LocalNetwork, root: Path) -> Panel:
         where += (f"node logs     {root / 'nodes'}/<id>/node.log\n"
                   f"OpenAPI       {url}/docs (and so on for each node)\n"
                   "blocks commit once the validators have elected a leader\n")
+    if netw.profile is Profile.QUORUM:
+        where += f"JSON-RPC      {netw.rpc_url()}   (EVM chain id {netw.doc['evm']['chain_id']})\n"
     stop = ("Ctrl-C stops the node" if len(nodes) == 1 else f"Ctrl-C stops all {len(nodes)} "
             "nodes")
     orgs = ", ".join(f"{o}/alice, {o}/admin" for o in netw.doc["orgs"])

@@ -7,6 +7,8 @@
     orgs/<org>/passphrase             random, mode 0600; encrypts that org's keys
     orgs/<org>/ca/                    the org CA: encrypted key, certificate, revocations
     orgs/<org>/keystore/<name>/       identities: encrypted key, certificate, CA certificate
+    orgs/<org>/accounts/, account-password   quorum only: Ethereum key files and their
+                                      password (``consortia.sdk.netaccounts``)
     nodes/<id>/node.toml, data/       one node process each (validator0 … validator<n-1>,
                                       and the peers ``LocalNetwork.add_peer`` adds)
 
@@ -16,35 +18,35 @@ its own API port and a ``[p2p]`` section naming every other validator's address.
 
 No secret has a default: every passphrase is generated here from ``secrets``.
 
-The writers it is made of are public, for other layouts of the same files (the control
-plane keeps each organization's CA sealed in its database and gives every node a
-directory of its own)::
-
-    genesis = write_genesis(root / "genesis.json", config, admin)   # block 0, signed
-    write_node_identity(node_dir, "nd-1", key, cert, ca.cert)        # keystore + passphrase
-    write_node_config(node_dir, "nd-1", genesis="../../genesis.json", keystore="keystore",
-                      passphrase_file="passphrase", host="127.0.0.1", api_port=7050)
+The writers it is made of (``write_genesis``, ``write_node_identity``, ``write_node_config``,
+``write_secret``) live in ``consortia.sdk.netfiles`` and are re-exported here.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomli_w
 from cryptography import x509
+from eth_account.signers.local import LocalAccount
 
 from consortia.crypto import SigningKey
 from consortia.identity.ca import CertificateAuthority, cert_der
 from consortia.identity.keystore import FileKeystore
-from consortia.ledger.genesis import Genesis, make_genesis
+from consortia.sdk import netaccounts
+from consortia.sdk.evm.keys import load_key
 from consortia.sdk.identity import Identity
+from consortia.sdk.netaccounts import NetworkAccount
+from consortia.sdk.netfiles import (
+    write_genesis,
+    write_node_config,
+    write_node_identity,
+    write_secret,
+)
 from consortia.sdk.tx import SignedTx, org_update, sign, validator_update
 from consortia.types.config import (
     MAX_VALIDATORS,
@@ -60,7 +62,10 @@ from consortia.types.config import (
     ValidatorConfig,
 )
 from consortia.types.errors import ConfigError
-from consortia.types.tx import CrlUpdate, OrgUpdate, ValidatorUpdate
+from consortia.types.tx import AccountUpdate, CrlUpdate, OrgUpdate, ValidatorUpdate
+
+__all__ = ["LocalNetwork", "NetworkAccount", "NetworkNode", "init_network", "validator_count",
+           "write_genesis", "write_node_config", "write_node_identity", "write_secret"]
 
 NETWORK_FILE = "network.json"
 DEFAULT_VALIDATORS = {ConsensusKind.SOLO: 1, ConsensusKind.RAFT: 3, ConsensusKind.PBFT: 4}
@@ -68,71 +73,9 @@ DEFAULT_VALIDATORS = {ConsensusKind.SOLO: 1, ConsensusKind.RAFT: 3, ConsensusKin
 (n = 3f + 1) one arbitrary fault."""
 P2P_PORT_OFFSET = 100
 """Without an explicit p2p port, node i listens for peers on ``port + 100 + i``."""
-
-
-def write_secret(path: Path, value: str) -> None:
-    """``value`` and a newline into ``path``, mode 0600 (whatever the file had before)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # also when the file existed with a looser mode
-    with os.fdopen(fd, "w") as f:
-        f.write(value + "\n")
-
-
-def write_genesis(path: Path, config: ChainConfig, admin: Identity, *,
-                  timestamp_ms: int | None = None) -> Genesis:
-    """Block 0 for ``config``, signed by ``admin`` (an admin of one of its organizations),
-    written to ``path`` as a genesis file; the genesis it wrote."""
-    at = time.time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms
-    genesis = make_genesis(config, admin.key, admin.cert_der, at)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(genesis.to_file_bytes())
-    return genesis
-
-
-def write_node_identity(node_dir: Path, name: str, key: SigningKey, cert: x509.Certificate,
-                        ca_cert: x509.Certificate) -> None:
-    """A node's own signing identity: ``keystore/<name>/`` (the key encrypted) and a new
-    random ``passphrase`` (mode 0600) beside it, as ``write_node_config(keystore="keystore",
-    passphrase_file="passphrase")`` names them."""
-    pw = secrets.token_urlsafe(24)
-    write_secret(node_dir / "passphrase", pw)
-    FileKeystore(node_dir / "keystore").save(name, key, cert, ca_cert, pw.encode())
-
-
-def write_node_config(node_dir: Path, node_id: str, *, genesis: str, keystore: str,
-                      passphrase_file: str, host: str, api_port: int,
-                      identity: str | None = None, p2p_port: int | None = None,
-                      peers: dict[str, str] | None = None,
-                      follow: list[str] | None = None) -> Path:
-    """Write ``node_dir/node.toml`` for validator ``node_id`` and return its path.
-
-    ``genesis``, ``keystore`` and ``passphrase_file`` are paths as the node reads them
-    (relative ones against ``node_dir``); ``identity`` is the keystore entry (default: the
-    node id). With ``p2p_port`` the node talks to ``peers`` (validator id → ``host:port``)
-    over the p2p transport (raft, pbft); without, it is a solo node. With ``follow`` (the
-    API URLs of validators) it is a peer instead, which follows them (ADR 0015). Data goes
-    to ``node_dir/data``.
-    """
-    if follow is not None and p2p_port is not None:
-        raise ConfigError("a peer takes no part in consensus: it has no p2p port")
-    node_dir.mkdir(parents=True, exist_ok=True)
-    node: dict[str, Any] = {"id": node_id, "data_dir": "data", "genesis": genesis}
-    if follow is not None:
-        node["role"] = "peer"
-    settings: dict[str, Any] = {
-        "node": node,
-        "api": {"host": host, "port": api_port},
-        "identity": {"keystore": keystore, "name": identity or node_id,
-                     "passphrase_file": passphrase_file},
-    }
-    if p2p_port is not None:
-        settings["p2p"] = {"host": host, "port": p2p_port, "peers": peers or {}}
-    if follow is not None:
-        settings["follow"] = {"validators": list(follow)}
-    path = node_dir / "node.toml"
-    path.write_text(tomli_w.dumps(settings))
-    return path
+RPC_PATH = "/rpc"
+"""Where a quorum node serves Ethereum JSON-RPC on its API port: ``POST`` for HTTP and a
+WebSocket upgrade on the same path (``RpcServer.routes(RPC_PATH)``, docs/spec/json-rpc.md)."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +119,11 @@ class LocalNetwork:
         return self.root / "genesis.json"
 
     @property
+    def profile(self) -> Profile:
+        """The profile of the genesis configuration (``ant`` when not recorded)."""
+        return Profile(str(self.doc.get("profile", Profile.ANT)))
+
+    @property
     def consensus(self) -> ConsensusKind:
         """The consensus of the genesis configuration (``solo`` when not recorded)."""
         return ConsensusKind(str(self.doc.get("consensus", ConsensusKind.SOLO)))
@@ -203,6 +151,64 @@ class LocalNetwork:
 
     def node_url(self, node_id: str | None = None) -> str:
         return self.node(node_id).api
+
+    def rpc_url(self, node_id: str | None = None, *, websocket: bool = False) -> str:
+        """The Ethereum JSON-RPC URL of node ``node_id`` (default: the first validator) of a
+        quorum network: ``http://host:port/rpc``, or with ``websocket`` ``ws://…/rpc``."""
+        self._quorum()
+        url = self.node(node_id).api.rstrip("/") + RPC_PATH
+        return "ws" + url.removeprefix("http") if websocket else url
+
+    def _quorum(self) -> None:
+        if self.profile is not Profile.QUORUM:
+            raise ConfigError(f"network {self.chain_id} is an {self.profile.value} network; "
+                              "Ethereum accounts and JSON-RPC belong to quorum networks")
+
+    def accounts(self, org_id: str | None = None) -> list[NetworkAccount]:
+        """The Ethereum accounts whose key files this network keeps (``init_network`` made
+        them bound and funded; ``new_account`` adds unbound ones), of ``org_id`` or all."""
+        if org_id is not None:
+            self.org_dir(org_id)
+        return [a for a in netaccounts.recorded(self.doc, self.root)
+                if org_id is None or a.org == org_id]
+
+    def eth_account(self, ref: str) -> LocalAccount:
+        """The decrypted account ``ref`` names (an address or unique address prefix, or an
+        organization id for its first account), ready to sign transactions."""
+        found = netaccounts.find(self.accounts(), ref)
+        return load_key(found.key_file, self.account_password(found.org))
+
+    def account_password(self, org_id: str) -> str:
+        """The password of ``org_id``'s key files (``orgs/<org>/account-password``)."""
+        return netaccounts.account_password(self.org_dir(org_id))
+
+    def new_account(self, org_id: str) -> NetworkAccount:
+        """A new key file for ``org_id``, recorded here but not bound: submit
+        ``bind_accounts(org_id, [account.address])`` to let it transact."""
+        self._quorum()
+        made = netaccounts.create_accounts(self.root, org_id, 1,
+                                           self.account_password(org_id))
+        netaccounts.record(self.doc, self.root, made)
+        _write_doc(self.root, self.doc)
+        return made[0]
+
+    def bind_accounts(self, org_id: str, addresses: Sequence[str | bytes]) -> SignedTx:
+        """The ``account_update`` that binds ``addresses`` (``0x`` hex or 20 bytes) to
+        ``org_id``, signed by its admin (ADR 0025: no vote, an organization vouches for its
+        own accounts). Submit it to a node; the chain refuses an address bound already."""
+        return self._account_update("add", org_id, addresses)
+
+    def unbind_accounts(self, org_id: str, addresses: Sequence[str | bytes]) -> SignedTx:
+        """The ``account_update`` that unbinds ``addresses`` from ``org_id`` (signed by its
+        admin); their transactions are refused once it commits."""
+        return self._account_update("remove", org_id, addresses)
+
+    def _account_update(self, op: str, org_id: str,
+                        addresses: Sequence[str | bytes]) -> SignedTx:
+        self._quorum()
+        self.org_dir(org_id)
+        update = AccountUpdate(op, org_id, netaccounts.addresses_of(addresses))
+        return sign(self.identity(f"{org_id}/admin"), self.chain_id, update)
 
     def node_config(self, node_id: str | None = None) -> Path:
         return self.node(node_id).config
@@ -452,7 +458,10 @@ def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = 
                  limits: BlockLimits | None = None, force: bool = False,
                  consensus: ConsensusKind | str = ConsensusKind.SOLO,
                  validators: int | None = None, p2p_port: int | None = None,
-                 membership: MembershipPolicy | None = None) -> LocalNetwork:
+                 membership: MembershipPolicy | None = None,
+                 profile: Profile | str = Profile.ANT, evm_chain_id: int | None = None,
+                 evm_gas_limit: int | None = None, accounts_per_org: int | None = None,
+                 balance: int | None = None) -> LocalNetwork:
     """Create organizations, their CAs and identities, the validators and genesis.
 
     ``solo`` (the default): one validator ``validator0`` of the first organization, its node
@@ -467,7 +476,25 @@ def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = 
 
     ``membership`` is the consortium's vote on adding and removing organizations (default:
     more than 50% of them).
+
+    ``profile="quorum"`` makes an Ethereum chain (ADR 0025, 0026): its configuration gets an
+    ``evm`` section with ``evm_chain_id`` (default 1337) and ``evm_gas_limit`` (default 30
+    million), and every organization ``accounts_per_org`` (default 1) new Ethereum
+    accounts, bound to it and funded with ``balance`` wei (default 10**24) at genesis, their
+    key files under ``orgs/<org>/accounts`` (``consortia.sdk.netaccounts``). The ``ant``
+    profile (the default) takes none of these arguments and writes what it always did.
     """
+    try:
+        prof = Profile(profile)
+    except ValueError:
+        raise ConfigError(f"unknown profile {profile!r}; local networks are ant or "
+                          "quorum") from None
+    evm_args = (evm_chain_id, evm_gas_limit, accounts_per_org, balance)
+    if prof is Profile.ANT and any(a is not None for a in evm_args):
+        raise ConfigError("EVM chain id, gas limit, accounts and balance apply to quorum "
+                          "networks; pass profile='quorum'")
+    if prof not in (Profile.ANT, Profile.QUORUM):
+        raise ConfigError(f"local networks are ant or quorum, not {prof.value}")
     try:
         kind = ConsensusKind(consensus)
     except ValueError:
@@ -476,6 +503,9 @@ def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = 
     orgs = orgs or ["org1"]
     root = Path(root)
     plans = _plan(kind, validators, orgs, port, p2p_port)
+    evm_plan = None if prof is Profile.ANT else netaccounts.evm_plan(
+        orgs, chain_id=evm_chain_id, gas_limit=evm_gas_limit,
+        accounts_per_org=accounts_per_org, balance=balance)
     if (root / NETWORK_FILE).exists() and not force:
         raise ConfigError(f"{root} already holds a network; pass force to overwrite")
     root.mkdir(parents=True, exist_ok=True)
@@ -496,15 +526,22 @@ def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = 
                 validator_certs[name] = cert_der(cert)
         doc["orgs"][org_id] = {"identities": [f"{org_id}/{n}" for n, _ in names]}
     assert admin_key is not None and admin_cert is not None
+    evm = None
+    if evm_plan is not None:
+        made = [a for o in orgs for a in _org_accounts(root, o, evm_plan.accounts_per_org)]
+        evm = netaccounts.evm_config(evm_plan, made)
+        doc["profile"] = prof.value  # ant keeps the network.json of earlier releases
+        doc["evm"] = {"chain_id": evm.chain_id, "gas_limit": evm.gas_limit}
+        netaccounts.record(doc, root, made)
     config = ChainConfig(
-        chain_id=chain_id, profile=Profile.ANT, suite="p256-sha256",
+        chain_id=chain_id, profile=prof, suite="p256-sha256",
         consensus=kind,
         organizations=tuple(OrgConfig(o, cas[o].cert_der) for o in orgs),
         validators=tuple(ValidatorConfig(p.id, p.org, validator_certs[p.id],
                                          f"{host}:{p.p2p_port}" if p.p2p_port else "")
                          for p in plans),
         policies=Policies(membership=membership or MembershipPolicy()),
-        limits=limits or BlockLimits())
+        limits=limits or BlockLimits(), evm=evm)
     genesis = write_genesis(root / "genesis.json", config, Identity(admin_key, admin_cert))
     for p in plans:
         peers = None if p.p2p_port is None else {q.id: f"{host}:{q.p2p_port}"
@@ -549,6 +586,13 @@ def _write_org(root: Path, org_id: str, ca: CertificateAuthority,
         issued.append((name, role, key, cert))
     ca.save(org_dir / "ca", pw.encode())
     return issued
+
+
+def _org_accounts(root: Path, org_id: str, count: int) -> list[NetworkAccount]:
+    """``count`` new key files for ``org_id`` under a new random password (0600)."""
+    pw = secrets.token_urlsafe(24)
+    write_secret(root / "orgs" / org_id / netaccounts.PASSWORD_FILE, pw)
+    return netaccounts.create_accounts(root, org_id, count, pw)
 
 
 def _write_node(root: Path, node_id: str, org: str, host: str, api_port: int,
