@@ -24,14 +24,20 @@ KEYS: list[LocalAccount] = [Account.from_key(bytes([i + 1]) * 32) for i in range
 ADDR = [bytes.fromhex(k.address[2:]) for k in KEYS]
 
 
-def quorum_network(root: Path, **kwargs: Any) -> LocalNetwork:
-    """``init_network(root, orgs=["org1", "org2"], **kwargs)`` with a quorum genesis."""
+BINDINGS = {0: "org1", 1: "org1", 2: "org2", 3: "org2"}
+
+
+def quorum_network(root: Path, *, bindings: dict[int, str] | None = None, funded: int = 5,
+                   balance: int = 10**24, **kwargs: Any) -> LocalNetwork:
+    """``init_network(root, orgs=["org1", "org2"], **kwargs)`` with a quorum genesis:
+    ``KEYS[i]`` bound to ``bindings[i]`` (default :data:`BINDINGS`), the first ``funded``
+    accounts holding ``balance`` wei."""
     net = init_network(root, orgs=["org1", "org2"], **kwargs)
     genesis = load_genesis(net.genesis_path)
+    bound = BINDINGS if bindings is None else bindings
     evm = EvmConfig(CHAIN_ID, GAS_LIMIT,
-                    alloc=tuple(GenesisAccount(a, 10**24) for a in ADDR[:5]),
-                    accounts=(AccountBinding(ADDR[0], "org1"), AccountBinding(ADDR[1], "org1"),
-                              AccountBinding(ADDR[2], "org2"), AccountBinding(ADDR[3], "org2")))
+                    alloc=tuple(GenesisAccount(a, balance) for a in ADDR[:funded]),
+                    accounts=tuple(AccountBinding(ADDR[i], org) for i, org in bound.items()))
     config = dataclasses.replace(genesis.config, profile=Profile.QUORUM, evm=evm)
     made = write_genesis(net.genesis_path, config, net.identity("org1/admin"))
     doc = json.loads((root / NETWORK_FILE).read_text())

@@ -28,6 +28,7 @@ from consortia.ledger.store import LedgerStore
 from consortia.ledger.verify import load_block
 from consortia.node.bodies import split_bin_array
 from consortia.node.peer import HEIGHT_HEADER, SYNC_PATH, PeerNode
+from consortia.node.rpcmount import mount_rpc
 from consortia.node.service import Node
 from consortia.node.views import block_view, record_view, tx_view
 from consortia.types.errors import (
@@ -361,6 +362,8 @@ def create_app(node: Node | PeerNode) -> FastAPI:
     async def healthz() -> ORJSONResponse:
         status, doc = node.health()
         return ORJSONResponse(doc, status_code=status)
+
+    mount_rpc(app, node)  # quorum chains: Ethereum JSON-RPC (closed before the node stops)
 
     @app.on_event("startup")
     async def _startup() -> None:

@@ -49,7 +49,7 @@ from consortia.node.receipts import Receipt, ReceiptWaiters
 from consortia.node.service import HeightWatch, now_ms
 from consortia.node.settings import NodeSettings
 from consortia.txpool.admission import Admission
-from consortia.txpool.ethadmission import Entry
+from consortia.txpool.ethadmission import Entry, already_committed
 from consortia.types.config import Role
 from consortia.types.errors import (
     ConfigError,
@@ -321,7 +321,7 @@ class PeerNode:
         for i, r in enumerate(results):
             if not isinstance(r, ConsortiaError):
                 if r.id in known:
-                    results[i] = Duplicate(f"transaction {r.id.hex()} is already committed")
+                    results[i] = already_committed(r)
                 elif r.id in seen:
                     results[i] = Duplicate(f"transaction {r.id.hex()} appears twice")
                 seen.add(r.id)

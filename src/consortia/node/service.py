@@ -46,13 +46,12 @@ from consortia.node.replication import Replication
 from consortia.node.settings import NodeSettings
 from consortia.node.support import NodeSupport
 from consortia.txpool.admission import Admission
-from consortia.txpool.ethadmission import Entry, EthEntry
+from consortia.txpool.ethadmission import Entry, EthEntry, already_committed
 from consortia.txpool.quorum_pool import QuorumPool
 from consortia.types.block import Result
 from consortia.types.config import ConsensusKind
 from consortia.types.errors import (
     ConsortiaError,
-    Duplicate,
     NotFound,
     Unavailable,
 )
@@ -195,7 +194,7 @@ class Node:
                 continue
             try:
                 if r.id in known:
-                    raise Duplicate(f"transaction {r.id.hex()} is already committed")
+                    raise already_committed(r)
                 self.pool.add(r)
             except ConsortiaError as exc:
                 results[i] = exc

@@ -18,8 +18,15 @@ from dataclasses import dataclass
 
 from consortia.execution.evm import EthTx, decode_transaction
 from consortia.txpool.admission import Admission
+from consortia.txpool.lanes import NonceRefused
 from consortia.types.config import ChainConfig
-from consortia.types.errors import AccountNotPermitted, Malformed, TooLarge
+from consortia.types.errors import (
+    AccountNotPermitted,
+    ConsortiaError,
+    Duplicate,
+    Malformed,
+    TooLarge,
+)
 from consortia.types.tx import Tx, TxType
 
 ENVELOPE_TAG = 0x94
@@ -139,3 +146,12 @@ class QuorumAdmission:
                                 code="wrong_profile")
             return tx
         return admit_eth(raw, self.config, check_sender=fresh)
+
+
+def already_committed(entry: Entry) -> ConsortiaError:
+    """The refusal of an entry the ledger holds: ``duplicate_transaction`` for an envelope;
+    for an Ethereum transaction geth's answer, ``nonce too low`` (its nonce is used)."""
+    if isinstance(entry, EthEntry):
+        return NonceRefused(f"nonce too low: transaction 0x{entry.id.hex()} is already "
+                            "committed")
+    return Duplicate(f"transaction {entry.id.hex()} is already committed")
