@@ -29,10 +29,12 @@ BINDINGS = {0: "org1", 1: "org1", 2: "org2", 3: "org2"}
 
 def quorum_network(root: Path, *, bindings: dict[int, str] | None = None, funded: int = 5,
                    balance: int = 10**24, **kwargs: Any) -> LocalNetwork:
-    """``init_network(root, orgs=["org1", "org2"], **kwargs)`` with a quorum genesis:
+    """``init_network(root, **kwargs)`` (organizations org1 and org2 unless told) with a
+    quorum genesis:
     ``KEYS[i]`` bound to ``bindings[i]`` (default :data:`BINDINGS`), the first ``funded``
     accounts holding ``balance`` wei."""
-    net = init_network(root, orgs=["org1", "org2"], **kwargs)
+    kwargs.setdefault("orgs", ["org1", "org2"])
+    net = init_network(root, **kwargs)
     genesis = load_genesis(net.genesis_path)
     bound = BINDINGS if bindings is None else bindings
     evm = EvmConfig(CHAIN_ID, GAS_LIMIT,

@@ -34,11 +34,12 @@ PASS = b"correct horse battery staple"
 
 
 class Member:
-    def __init__(self, root: Path, org_id: str, local_port: int, peer_port: int) -> None:
+    def __init__(self, root: Path, org_id: str, local_port: int, peer_port: int,
+                 ca: CertificateAuthority | None = None) -> None:
         self.org_id = org_id
         self.dir = root / org_id
         self.dir.mkdir()
-        self.ca = CertificateAuthority.create(org_id)
+        self.ca = ca or CertificateAuthority.create(org_id)
         self.admin_key, admin = self.ca.issue_identity(f"{org_id}-admin", Role.ADMIN)
         self.admin_cert = cert_der(admin)
         self.tls_key, tls_cert = self.ca.issue_identity(f"{org_id}-tm", Role.PEER)

@@ -432,6 +432,13 @@ class LedgerStore:
                                   ).fetchone()
         return None if row is None else bytes(row[0])
 
+    def private_root_at(self, height: int) -> bytes | None:
+        """This node's private state root as it stood after ``height``."""
+        with self._rlock:
+            row = self._r.execute("SELECT root FROM private_roots WHERE height <= ? "
+                                  "ORDER BY height DESC LIMIT 1", (height,)).fetchone()
+        return None if row is None else bytes(row[0])
+
     def private_receipt(self, txid: bytes) -> tuple[int, int, bytes] | None:
         """(height, index, encoded private receipt) of a private transaction this node
         took part in."""

@@ -26,7 +26,12 @@ from consortia.execution.evm import (
     logs_bloom,
 )
 from consortia.ledger.store import LedgerStore
-from consortia.node.quorum import ReceiptRow, decode_receipt_row, env_for
+from consortia.node.quorum import (
+    ReceiptRow,
+    decode_private_receipt,
+    decode_receipt_row,
+    env_for,
+)
 from consortia.txpool.ethadmission import eth_bytes
 from consortia.types.errors import NotFound
 from consortia.types.evm_config import EvmConfig
@@ -143,6 +148,14 @@ class EvmView:
         return EthTxView(tx, self.block_hash(row.height) or b"", row.height, row.index)
 
     def receipt(self, tx_hash: bytes) -> EthReceiptView | None:
+        """The receipt; of a private transaction this node took part in, its private
+        receipt (contract address, status, logs of the private execution; ADR 0027)."""
+        private = self.store.private_receipt(tx_hash)
+        if private is not None:
+            height, index, data = private
+            row, logs = decode_private_receipt(data)
+            return EthReceiptView(tx_hash, self.block_hash(height) or b"", height, index,
+                                  row, logs, logs_bloom(logs))
         found = self.store.eth_receipt(tx_hash)
         if found is None:
             return None
@@ -178,10 +191,16 @@ class EvmView:
         row = self.store.eth_block(number)
         return None if row is None else decode_header(row[1]).state_root
 
-    def _root(self, number: int) -> bytes:
+    def _root(self, number: int, address: bytes | None = None) -> bytes:
+        """The state root to read ``address`` at ``number``: this node's private state
+        when the address is a private contract there (ADR 0027), else the public one."""
         root = self.state_root(number)
         if root is None:
             raise NotFound(f"block {number} is not committed (head is {self.head()})")
+        if address is not None:
+            private = self.store.private_root_at(number)
+            if private is not None and self.engine.code(private, address):
+                return private
         return root
 
     def balance(self, address: bytes, number: int) -> int:
@@ -191,10 +210,10 @@ class EvmView:
         return self.engine.nonce(self._root(number), address)
 
     def code(self, address: bytes, number: int) -> bytes:
-        return self.engine.code(self._root(number), address)
+        return self.engine.code(self._root(number, address), address)
 
     def storage_at(self, address: bytes, slot: int, number: int) -> int:
-        return self.engine.storage_at(self._root(number), address, slot)
+        return self.engine.storage_at(self._root(number, address), address, slot)
 
     def pending_nonce(self, address: bytes) -> int:
         """``eth_getTransactionCount(addr, "pending")``: past the pool's held transactions."""
@@ -213,11 +232,11 @@ class EvmView:
 
     def call(self, number: int, *, sender: bytes, to: bytes | None, data: bytes = b"",
              value: int = 0, gas: int | None = None) -> CallResult:
-        return self.engine.call(self._root(number), self._env(number), sender=sender, to=to,
+        return self.engine.call(self._root(number, to), self._env(number), sender=sender, to=to,
                                 data=data, value=value, gas=gas, block_hash_of=self._hash_of)
 
     def estimate_gas(self, number: int, *, sender: bytes, to: bytes | None, data: bytes = b"",
                      value: int = 0, cap: int | None = None) -> int:
-        return self.engine.estimate_gas(self._root(number), self._env(number), sender=sender,
+        return self.engine.estimate_gas(self._root(number, to), self._env(number), sender=sender,
                                         to=to, data=data, value=value, cap=cap,
                                         block_hash_of=self._hash_of)

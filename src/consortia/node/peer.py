@@ -44,7 +44,7 @@ from consortia.node.bodies import split_bin_array
 from consortia.node.chain import Chain
 from consortia.node.follow import Applied, BlockVerifier, Outcome
 from consortia.node.metrics import NodeMetrics
-from consortia.node.parts import admission_for, open_chain
+from consortia.node.parts import admission_for, attach_privacy, open_chain
 from consortia.node.receipts import Receipt, ReceiptWaiters
 from consortia.node.service import HeightWatch, now_ms
 from consortia.node.settings import NodeSettings
@@ -166,6 +166,8 @@ class PeerNode:
         self.remote_height = -1
         self.refused_blocks = 0
         self.metrics.height.set(self.store.height)
+        self.privacy = attach_privacy(self.chain, settings)
+        """The member's transaction manager (quorum chains with ``[privacy]``)."""
         self.commit_listeners: list[Callable[[int], None]] = []
         """Called on the event-loop thread with each stored height, in order."""
 
@@ -186,6 +188,8 @@ class PeerNode:
             await self._client.aclose()
         self._verify.shutdown(wait=True)
         self._commit.shutdown(wait=True)
+        if self.privacy is not None:
+            self.privacy.close()
         self.store.close()
 
     # -- sync --------------------------------------------------------------------------------

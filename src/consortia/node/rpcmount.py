@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from consortia.node.ethbackend import NodeEthBackend
+from consortia.node.ethprivate import PrivateNodeEthBackend
 from consortia.node.ethrpc import RpcServer
 from consortia.node.ethrpc.types import SyncStatus
 from consortia.node.evmview import EvmView
@@ -66,8 +67,13 @@ def mount_rpc(app: FastAPI, node: Node | PeerNode) -> RpcServer | None:
             return None
         return SyncStatus(0, node.store.height, remote)
 
-    server = RpcServer(NodeEthBackend(view, submit=submit, heads=feed, pending=pending,
-                                      syncing=syncing))
+    privacy = getattr(node, "privacy", None)
+    backend = (NodeEthBackend(view, submit=submit, heads=feed, pending=pending,
+                              syncing=syncing) if privacy is None else
+               PrivateNodeEthBackend(view, submit=submit, heads=feed, pending=pending,
+                                     syncing=syncing, privacy=privacy,
+                                     config=lambda: chain.config))
+    server = RpcServer(backend)
     app.router.routes.extend(server.routes(RPC_PATH))
     app.router.routes.extend(server.routes("/"))
 

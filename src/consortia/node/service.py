@@ -38,7 +38,7 @@ from consortia.ledger.proof import build_proof
 from consortia.ledger.store import LedgerStore
 from consortia.node.chain import Chain, check_validator_identity
 from consortia.node.metrics import NodeMetrics
-from consortia.node.parts import admission_for, open_chain, pool_for
+from consortia.node.parts import admission_for, attach_privacy, open_chain, pool_for
 from consortia.node.quorum import QuorumChain
 from consortia.node.receipts import Receipt, ReceiptWaiters
 from consortia.node.replica import ReplicaNodeSupport
@@ -147,6 +147,8 @@ class Node:
         self.failed = False
         self.heights = HeightWatch()
         self.metrics.height.set(self.store.height)
+        self.privacy = attach_privacy(self.chain, settings)
+        """The member's transaction manager (quorum chains with ``[privacy]``)."""
         self.commit_listeners: list[Callable[[int], None]] = []
         """Called on the event-loop thread with each committed height, in order (the
         Ethereum JSON-RPC's head feed of a quorum node)."""
@@ -171,6 +173,8 @@ class Node:
             await self.replication.stop()
         self._verify.shutdown(wait=True)
         self._commit.shutdown(wait=True)
+        if self.privacy is not None:
+            self.privacy.close()
         self.store.close()
 
     # -- submission --------------------------------------------------------------------------

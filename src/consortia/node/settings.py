@@ -124,6 +124,28 @@ class FollowSection(_Strict):
         return [u.rstrip("/") for u in self.validators]
 
 
+class PrivacySection(_Strict):
+    """The member's private transaction manager (quorum chains, ADR 0022/0027): its local
+    API and the bearer token file the manager also reads."""
+
+    url: str = Field(pattern=r"^https?://[^/?#]+/?$")
+    token_file: Path
+    timeout_s: float = Field(default=15.0, gt=0, le=120)
+    """Timeout of one call to the manager (a payload delivery retries within it)."""
+
+    def token(self, base: Path) -> str:
+        path = self.token_file if self.token_file.is_absolute() else base / self.token_file
+        try:
+            value = path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the transaction manager token {path}: {exc}"
+                              ) from exc
+        if len(value) < 32:
+            raise ConfigError(f"the transaction manager token in {path} is shorter than 32 "
+                              "characters")
+        return value
+
+
 class LogSection(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -136,6 +158,7 @@ class NodeSettings(_Strict):
     p2p: P2PSection | None = None
     consensus: ConsensusSection = ConsensusSection()
     follow: FollowSection | None = None
+    privacy: PrivacySection | None = None
     log: LogSection = LogSection()
     base_dir: Path = Path(".")
 

@@ -28,6 +28,7 @@ from consortia.node.ethrpc.errors import INVALID_REQUEST, METHOD_NOT_FOUND, RpcE
 from consortia.node.ethrpc.filters import Filters
 from consortia.node.ethrpc.limits import RpcLimits
 from consortia.node.ethrpc.methods import EthMethods, Handler
+from consortia.node.ethrpc.private import PrivacyBackend, PrivateMethods
 from consortia.node.ethrpc.subscriptions import HeadHub, WsConnection
 
 _JSON = "application/json"
@@ -48,6 +49,9 @@ class RpcServer:
         self.filters = Filters(backend, self.limits, clock)
         self.hub = HeadHub(backend)
         self._handlers: dict[str, Handler] = self.methods.handlers()
+        if isinstance(backend, PrivacyBackend):  # a quorum node with a transaction manager
+            self._handlers.update(PrivateMethods(backend, self.limits.max_body_bytes
+                                                 ).handlers())
         self.http = Dispatcher({**self._handlers, **self.filters.handlers(owner=None),
                                 "eth_subscribe": _no_notifications,
                                 "eth_unsubscribe": _no_notifications}, self.limits)
