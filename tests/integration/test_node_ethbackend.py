@@ -35,8 +35,8 @@ from web3.providers import WebSocketProvider
 from consortia.ledger.store import LedgerStore
 from consortia.node.ethbackend import NodeEthBackend
 from consortia.node.ethrpc import RpcServer
-from tests.control_helpers import require_node
 from consortia.types.config import BlockLimits
+from tests.control_helpers import require_node
 from tests.integration.helpers import NodeProcess, free_port
 from tests.integration.test_ethrpc_clients import ethers_dir  # noqa: F401  (the fixture)
 from tests.quorum_helpers import quorum_network

@@ -31,7 +31,7 @@ from consortia.privacy.directory import DirectoryEntry, sign_entry, write_direct
 from consortia.sdk import LocalNetwork
 from consortia.types.config import BlockLimits
 from tests.integration.helpers import free_port_block, healthy, subprocess_env, wait_until
-from tests.integration.test_privacy_tm import TOKEN, Member
+from tests.integration.test_privacy_tm import Member
 from tests.quorum_helpers import ADDR, CHAIN_ID, KEYS, quorum_network
 from tests.unit.evm_helpers import selector, token_code
 
