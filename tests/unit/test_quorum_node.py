@@ -11,7 +11,7 @@ import pytest
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 
-from consortia.node.quorum import QuorumChain, env_for
+from consortia.node.quorum import QuorumChain, decode_receipt_row, env_for
 from consortia.node.receipts import Receipt
 from consortia.node.service import Node
 from consortia.node.settings import NodeSettings
@@ -92,7 +92,6 @@ def test_contracts_deploy_and_transfers_arrive_out_of_nonce_order(net_root: Path
         assert isinstance(chain, QuorumChain)
         found = chain.store.eth_receipt(deployed.tx_id)
         assert found is not None
-        from consortia.node.quorum import decode_receipt_row
         token = decode_receipt_row(found[2]).contract_address
         assert token is not None
         # Nonces 3 and 2 arrive before 1: the lanes hold them until the gap closes, then

@@ -67,11 +67,10 @@ def mount_rpc(app: FastAPI, node: Node | PeerNode) -> RpcServer | None:
             return None
         return SyncStatus(0, node.store.height, remote)
 
-    privacy = getattr(node, "privacy", None)
     backend = (NodeEthBackend(view, submit=submit, heads=feed, pending=pending,
-                              syncing=syncing) if privacy is None else
+                              syncing=syncing) if node.privacy is None else
                PrivateNodeEthBackend(view, submit=submit, heads=feed, pending=pending,
-                                     syncing=syncing, privacy=privacy,
+                                     syncing=syncing, privacy=node.privacy,
                                      config=lambda: chain.config))
     server = RpcServer(backend)
     app.router.routes.extend(server.routes(RPC_PATH))
