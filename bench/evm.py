@@ -10,8 +10,11 @@ recipients' token balances must add up to N (every transfer executed, none rever
 
 Targets: ``--launch NAME`` starts a built-in node (``consortia.sdk.evm.devnodes.LAUNCHERS``:
 ``hardhat`` with interval mining every 1 s, ``ganache`` instamine, ``ganache-1s``) and
-funds the accounts over its RPC; ``--target NAME=URL`` uses a running node, funded from
-``--key KEYFILE`` (password in $CONSORTIA_KEY_PASSWORD). Ratios are against ``--baseline``.
+funds the accounts over its RPC, or a Consortia quorum network (``consortia_nodes.py``:
+``consortia-1`` one solo validator, ``consortia-4`` four pbft validators), whose accounts
+are bound to an organization instead of funded (gas is free there); ``--target NAME=URL``
+uses a running node, funded from ``--key KEYFILE`` (password in $CONSORTIA_KEY_PASSWORD).
+Ratios are against ``--baseline``.
 
     .venv/bin/python bench/evm.py --launch hardhat --launch ganache --transfers 5000
 """
@@ -27,17 +30,18 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from consortia.sdk import evm
-from consortia.sdk.evm.devnodes import LAUNCHERS, DevNode
+from consortia.sdk.evm.devnodes import LAUNCHERS
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import free_port, pct
+from common import free_port, free_port_block, pct
+from consortia_nodes import LAUNCHERS as CONSORTIA
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = ROOT / "examples" / "contracts" / "Token.sol"
@@ -47,11 +51,21 @@ STALL_S = 15.0
 """Stop following blocks when nothing new was included this long after the last send."""
 
 
+class Launched(Protocol):
+    """A node the bench started: a dev node (``DevNode``) or a Consortia network."""
+
+    url: str
+
+    def fund(self, addresses: list[str], wei: int = ...) -> None: ...
+    def pid(self) -> int: ...
+    def stop(self) -> None: ...
+
+
 @dataclass
 class Target:
     name: str
     url: str
-    node: DevNode | None  # a launched node (we fund over its RPC and read its memory)
+    node: Launched | None  # a launched node (we fund over its RPC and read its memory)
 
 
 def rpc(http: httpx.Client, url: str, method: str, params: list[Any]) -> Any:
@@ -212,7 +226,8 @@ def bench_target(target: Target, token: evm.Artifact, funder: LocalAccount, args
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.
                                 RawDescriptionHelpFormatter)
-    p.add_argument("--launch", action="append", default=[], choices=sorted(LAUNCHERS),
+    p.add_argument("--launch", action="append", default=[],
+                   choices=sorted({*LAUNCHERS, *CONSORTIA}),
                    help="start a built-in node (repeatable)")
     p.add_argument("--target", action="append", default=[], metavar="NAME=URL",
                    help="a running node's JSON-RPC URL (repeatable)")
@@ -228,7 +243,8 @@ def main() -> None:
     results: dict[str, Any] = {}
     workdir = Path(tempfile.mkdtemp(prefix="bench-evm-"))
     for name in args.launch:
-        node = LAUNCHERS[name](free_port(), workdir)
+        node: Launched = (CONSORTIA[name](free_port_block(104), workdir) if name in CONSORTIA
+                     else LAUNCHERS[name](free_port(), workdir))
         try:
             print(f"== {name} at {node.url}", file=sys.stderr)
             results[name] = bench_target(Target(name, node.url, node), token,

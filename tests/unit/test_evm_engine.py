@@ -197,3 +197,40 @@ def test_old_state_roots_stay_readable() -> None:
     assert chain.engine.balance(first, ADDR[0]) == 100
     assert chain.engine.balance(chain.root, ADDR[0]) == 60
     assert token_code()  # the helper compiles (keeps flake quiet on unused import)
+
+
+def test_cached_reader_keeps_values_never_absences_and_stays_within_its_bytes() -> None:
+    from consortia.execution.evm.store import CachedReader
+    store = MemoryStore()
+    cache = CachedReader(store, max_bytes=3 * (32 + 100))
+    keys = [keccak(bytes([i])) for i in range(5)]
+    assert cache.get(keys[0]) is None
+    store.apply({keys[0]: b"a" * 100})  # written after a miss: the miss was not remembered
+    assert cache.get(keys[0]) == b"a" * 100
+    del store.data[keys[0]]  # served from memory now (content addressed: cannot be stale)
+    assert cache.get(keys[0]) == b"a" * 100
+    cache.remember({k: b"b" * 100 for k in keys[1:4]})  # a committed block's writes
+    assert cache.get(keys[0]) is None  # least recently used went first
+    assert [cache.get(k) for k in keys[1:4]] == [b"b" * 100] * 3
+    assert cache._bytes <= cache.max_bytes
+
+
+def test_an_engine_over_a_cached_reader_gives_the_same_roots() -> None:
+    from consortia.execution.evm.store import CachedReader
+    plain, cached = MemoryStore(), MemoryStore()
+    reader = CachedReader(cached)
+    alloc = {ADDR[0]: GenesisAccount(balance=10**18)}
+    roots = []
+    for store, engine in ((plain, EvmEngine(CHAIN_ID, plain)),
+                          (cached, EvmEngine(CHAIN_ID, reader))):
+        root, writes = engine.genesis(alloc)
+        store.apply(writes)
+        env = BlockEnv(number=1, timestamp=1, gas_limit=30_000_000)
+        out = engine.execute_block(root, env, [sign(0, n, ADDR[1], value=1, gas=21_000)
+                                               for n in range(3)])
+        store.apply(out.writes)
+        if engine.store is reader:
+            reader.remember(out.writes)
+        roots.append((out.state_root, engine.balance(out.state_root, ADDR[1])))
+    assert roots[0] == roots[1] and roots[0][1] == 3
+    assert reader.hits > 0

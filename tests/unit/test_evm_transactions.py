@@ -79,3 +79,29 @@ def test_error_codes_are_distinct_and_named_as_geth() -> None:
     with pytest.raises(ValueError):
         EvmTxError("no_such_code")
     assert EvmTxError("nonce_too_low", "x").message == "nonce too low: x"
+
+
+def test_a_decoded_transaction_is_remembered_and_a_refused_one_is_not() -> None:
+    from consortia.execution.evm.transactions import _decode
+    raw = sign(0, 7, ADDR[1], gas=21_000, tx_type=2)
+    first = decode_transaction(raw, CHAIN_ID)
+    assert decode_transaction(bytearray(raw), CHAIN_ID) is first  # bytes-like alike
+    with pytest.raises(EvmTxError) as exc:  # the cached tx still meets the gas limit check
+        decode_transaction(raw, CHAIN_ID, block_gas_limit=20_000)
+    assert exc.value.code == "exceeds_block_gas_limit"
+    before = _decode.cache_info().currsize
+    for _ in range(3):
+        assert _code(raw[:-1]) in ("malformed", "invalid_sender")
+    assert _decode.cache_info().currsize == before
+
+
+def test_the_process_hashes_with_the_c_keccak_and_the_same_digests() -> None:
+    import os
+
+    from Crypto.Hash import keccak as pycryptodome_keccak
+
+    from consortia.execution.evm import KECCAK_BACKEND
+    assert KECCAK_BACKEND == "pysha3" or os.environ.get("ETH_HASH_BACKEND")
+    for n in (0, 1, 32, 135, 136, 137, 4096):
+        data = os.urandom(n)
+        assert keccak(data) == pycryptodome_keccak.new(digest_bits=256, data=data).digest()

@@ -46,6 +46,7 @@ from consortia.execution.evm import (
     logs_bloom,
 )
 from consortia.execution.evm.ethblock import EMPTY_TRIE_ROOT
+from consortia.execution.evm.store import CachedReader
 from consortia.ledger import hashing
 from consortia.ledger.genesis import Genesis
 from consortia.ledger.rules import config_hash
@@ -155,7 +156,9 @@ class QuorumChain(Chain):
         evm = genesis.config.evm
         if evm is None:
             raise ConfigError("a quorum chain needs the configuration's evm section")
-        self.engine = EvmEngine(evm.chain_id, store)
+        self.state_nodes = CachedReader(store)
+        """State nodes and codes read or committed lately (content addressed: never stale)."""
+        self.engine = EvmEngine(evm.chain_id, self.state_nodes)
         super().__init__(store, genesis, key, verify_tail=verify_tail)
         head = store.eth_block(store.height)
         if head is None:
@@ -326,6 +329,8 @@ class QuorumChain(Chain):
         art: _QuorumArtifacts = proposal.artifacts
         assert art.eth_header is not None
         new_config = super().commit(block, proposal)
+        if art.outcome is not None:
+            self.state_nodes.remember(art.outcome.writes)
         self.eth_hash = art.eth_header.hash()
         self.state_root = art.eth_header.state_root
         self.private_root = self.store.private_root() or EMPTY_TRIE_ROOT

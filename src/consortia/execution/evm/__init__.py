@@ -7,6 +7,7 @@ The engine does no I/O: state is read through a :class:`StateReader` and a block
 state writes are returned as data (docs/spec/evm.md).
 """
 
+from consortia.execution.evm._keccak import use_fast_keccak
 from consortia.execution.evm.engine import (
     BlockEnv,
     BlockOutcome,
@@ -28,8 +29,12 @@ from consortia.execution.evm.ethblock import (
 from consortia.execution.evm.store import MemoryStore, StateReader
 from consortia.execution.evm.transactions import EthTx, decode_transaction
 
+KECCAK_BACKEND = use_fast_keccak()
+"""Which keccak implementation the process hashes with (``_keccak.py``)."""
+
 __all__ = [
-    "CODES", "BlockEnv", "BlockOutcome", "CallResult", "EthHeader", "EthTx", "EvmCallError",
+    "CODES", "KECCAK_BACKEND", "BlockEnv", "BlockOutcome", "CallResult", "EthHeader", "EthTx",
+    "EvmCallError",
     "EvmEngine", "EvmTxError", "GenesisAccount", "Log", "MemoryStore", "PrivateOutcome",
     "Receipt", "Rejected",
     "StateReader", "decode_transaction", "encode_receipt", "logs_bloom", "ordered_trie_root",

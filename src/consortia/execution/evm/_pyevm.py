@@ -16,7 +16,8 @@ from eth.abc import SignedTransactionAPI, TransactionContextAPI
 from eth.db.atomic import AtomicDB
 from eth.vm.execution_context import ExecutionContext
 from eth.vm.forks.prague import PragueVM
-from eth.vm.forks.prague.state import PragueState
+from eth.vm.forks.prague.state import PragueState, PragueTransactionExecutor
+from eth.vm.spoof import SpoofTransaction
 from eth_typing import Address, BlockNumber, Hash32
 
 from consortia.execution.evm.store import OverlayDB, StateReader
@@ -25,8 +26,27 @@ from consortia.execution.evm.store import OverlayDB, StateReader
 BLOCKHASH_WINDOW = 256
 
 
+class QuorumExecutor(PragueTransactionExecutor):
+    """Prague's executor without its second signature check of signed transactions.
+
+    Every signed transaction reaching the engine is an ``EthTx`` made by
+    ``decode_transaction``, which already ran py-evm's ``validate()`` (fields, EIP-2 ``s``,
+    signature) and recovered the sender; doing it again here cost an ECDSA recovery and a
+    verification per transaction per block. Unsigned calls (``SpoofTransaction``: eth_call,
+    private payloads) keep the full validation.
+    """
+
+    def validate_transaction(self, transaction: SignedTransactionAPI) -> None:
+        if isinstance(transaction, SpoofTransaction):
+            super().validate_transaction(transaction)
+        else:
+            self.vm_state.validate_transaction(transaction)
+
+
 class QuorumState(PragueState):
     """Prague state whose effective gas price is always 0."""
+
+    transaction_executor_class = QuorumExecutor
 
     def get_tip(self, transaction: SignedTransactionAPI) -> int:
         return 0

@@ -12,6 +12,8 @@ whose nodes are stored gives the same roots.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Protocol
 
@@ -38,6 +40,53 @@ class MemoryStore:
     def apply(self, writes: Mapping[bytes, bytes]) -> None:
         """Commit a block's writes (what the ledger does in its block transaction)."""
         self.data.update(writes)
+
+
+class CachedReader:
+    """A :class:`StateReader` that keeps recently read or written nodes in memory.
+
+    Content addressing makes this cache never stale: a key's value cannot change, so a hit
+    is always right. Only values are cached, never an absence (a missing key may be
+    written by a later block). :meth:`remember` takes a committed block's writes: the
+    next block touches the same hot accounts and contract code (an ERC-20's code and its
+    balances' trie paths), which would otherwise be read back from SQLite at once. Least
+    recently used values go first once ``max_bytes`` is exceeded. Thread-safe: the node
+    prepares blocks and answers JSON-RPC reads from different threads.
+    """
+
+    def __init__(self, store: StateReader, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self.store = store
+        self.max_bytes = max_bytes
+        self._values: OrderedDict[bytes, bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: bytes) -> bytes | None:
+        with self._lock:
+            value = self._values.get(key)
+            if value is not None:
+                self._values.move_to_end(key)
+                self.hits += 1
+                return value
+            self.misses += 1
+        value = self.store.get(key)
+        if value is not None:
+            self.remember({key: value})
+        return value
+
+    def remember(self, writes: Mapping[bytes, bytes]) -> None:
+        """Keep ``writes`` (committed nodes) as the most recently used."""
+        with self._lock:
+            for key, value in writes.items():
+                old = self._values.pop(key, None)
+                if old is not None:
+                    self._bytes -= len(key) + len(old)
+                self._values[key] = value
+                self._bytes += len(key) + len(value)
+            while self._bytes > self.max_bytes and self._values:
+                k, v = self._values.popitem(last=False)
+                self._bytes -= len(k) + len(v)
 
 
 class OverlayDB(BaseDB):

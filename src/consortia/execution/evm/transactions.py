@@ -14,6 +14,7 @@ engine (``engine.py``), which reports the same codes.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,10 @@ MAX_TX_BYTES = 128 * 1024
 LEGACY, ACCESS_LIST, DYNAMIC_FEE = 0, 1, 2
 SUPPORTED_TYPES = (LEGACY, ACCESS_LIST, DYNAMIC_FEE)
 _SIGNATURE_FIELD = re.compile(r"Transaction\.(r|s|v|y_parity)\b")
+DECODED_CACHE = 8192
+"""Decoded transactions kept by raw bytes: a node decodes a transaction at admission,
+again when it executes the block (replicas), and again each time a client reads the block
+(``eth_getBlockByNumber`` with transactions); the signature is checked only once."""
 
 
 @dataclass(frozen=True)
@@ -79,10 +84,19 @@ def decode_transaction(raw: bytes, chain_id: int, *, block_gas_limit: int | None
     """Decode and check ``raw``; raise :class:`EvmTxError` with the reason's code.
 
     ``chain_id`` is the chain's EIP-155 id; ``block_gas_limit`` (when given) refuses a
-    transaction that could never fit in a block.
+    transaction that could never fit in a block. Valid transactions are remembered by
+    their bytes (:data:`DECODED_CACHE`); refused ones are not, so garbage cannot evict them.
     """
     if len(raw) > MAX_TX_BYTES:
         raise EvmTxError("oversized_data", f"{len(raw)} bytes, limit {MAX_TX_BYTES}")
+    tx = _decode(bytes(raw), chain_id)
+    if block_gas_limit is not None and tx.gas > block_gas_limit:
+        raise EvmTxError("exceeds_block_gas_limit", f"gas {tx.gas}, limit {block_gas_limit}")
+    return tx
+
+
+@functools.lru_cache(maxsize=DECODED_CACHE)
+def _decode(raw: bytes, chain_id: int) -> EthTx:
     tx_type = _type_of(raw)
     if tx_type not in SUPPORTED_TYPES:
         raise EvmTxError("tx_type_not_supported", f"type {tx_type}")
@@ -99,19 +113,17 @@ def decode_transaction(raw: bytes, chain_id: int, *, block_gas_limit: int | None
     if tx_chain != chain_id:
         raise EvmTxError("invalid_chain_id", f"have {tx_chain} want {chain_id}")
     try:
-        tx.check_signature_validity()
-        sender = bytes(tx.sender)
+        sender = bytes(tx.sender)  # recovery fails on a signature no key made
     except (BadSignature, ValidationError, ValueError) as exc:
         raise EvmTxError("invalid_sender", str(exc)[:200]) from exc
     intrinsic = int(tx.intrinsic_gas)
     if tx.gas < intrinsic:
         raise EvmTxError("intrinsic_gas_too_low", f"gas {tx.gas}, minimum needed {intrinsic}")
-    if block_gas_limit is not None and tx.gas > block_gas_limit:
-        raise EvmTxError("exceeds_block_gas_limit", f"gas {tx.gas}, limit {block_gas_limit}")
     try:
-        tx.validate()
-    except ValidationError as exc:  # among others, s above n/2 (EIP-2 malleability)
-        code = "invalid_sender" if _SIGNATURE_FIELD.search(str(exc)) else "malformed"
+        tx.validate()  # fields, s above n/2 (EIP-2 malleability), the signature verified
+    except ValidationError as exc:
+        code = "invalid_sender" if _SIGNATURE_FIELD.search(str(exc)) or "ignature" in str(
+            exc) else "malformed"
         raise EvmTxError(code, str(exc)[:200]) from exc
     to = bytes(tx.to) if tx.to else None
     return EthTx(
