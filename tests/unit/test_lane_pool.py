@@ -18,6 +18,7 @@ class T:
     sender: bytes
     nonce: int
     tag: str = ""
+    gas: int = 21_000
 
     @property
     def id(self) -> bytes:
@@ -161,3 +162,15 @@ def test_no_batch_ever_holds_a_gap_whatever_the_arrival_order() -> None:
         assert t.nonce == committed[t.sender]
         committed[t.sender] += 1
     assert all(n == 40 for n in committed.values()) and len(pool) == 0
+
+
+def test_a_batch_offers_no_more_gas_than_the_block_holds() -> None:
+    pool = _pool()
+    for n in range(5):
+        pool.add(T(A, n, gas=60_000))
+    first = pool.take_batch(100, 10**6, max_gas=150_000)
+    assert _nonces(first) == [(A, 0), (A, 1)]  # a third would offer 180,000
+    assert _nonces(pool.take_batch(100, 10**6, max_gas=150_000)) == [(A, 2), (A, 3)]
+    pool.add(T(B, 0, gas=500_000))  # above the limit alone: a batch of one still takes it
+    assert _nonces(pool.take_batch(100, 10**6, max_gas=60_000)) == [(A, 4)]
+    assert _nonces(pool.take_batch(100, 10**6, max_gas=60_000)) == [(B, 0)]

@@ -199,3 +199,28 @@ def test_binding_an_account_by_configuration_lets_it_transact(net_root: Path) ->
         assert ok.status == "committed"
 
     asyncio.run(_with_node(root, after_restart))
+
+
+def test_quorum_chains_wait_longer_before_suspecting_the_leader() -> None:
+    """An EVM block takes far longer to validate than a notary one: with pbft's 300 ms
+    view timeout, a 4-validator quorum network under load changed views for ever
+    (bench/evm.py --launch consortia-4); quorum chains default to QUORUM_TIMEOUT_MS."""
+    import dataclasses
+
+    from consortia.consensus.pbft import Params
+    from consortia.consensus.raft import RaftTimings
+    from consortia.node.replication import QUORUM_TIMEOUT_MS, timeouts
+    from consortia.types.config import ChainConfig, ConsensusKind, Profile
+    from consortia.types.evm_config import EvmConfig
+
+    ant = ChainConfig(chain_id="c", profile=Profile.ANT, suite="p256-sha256",
+                      consensus=ConsensusKind.PBFT, organizations=(), validators=())
+    quorum = dataclasses.replace(ant, profile=Profile.QUORUM, evm=EvmConfig(1337, 30_000_000))
+    assert timeouts(ant, None) == {}
+    assert timeouts(quorum, None)["params"].view_timeout_ms == QUORUM_TIMEOUT_MS
+    assert timeouts(quorum, 5_000)["params"] == Params(view_timeout_ms=5_000, max_backoff=3)
+    raft = dataclasses.replace(quorum, consensus=ConsensusKind.RAFT)
+    assert timeouts(raft, None)["timings"] == RaftTimings(election_ms=QUORUM_TIMEOUT_MS,
+                                                          heartbeat_ms=333)
+    assert timeouts(dataclasses.replace(ant, consensus=ConsensusKind.RAFT), 900)[
+        "timings"].election_ms == 900

@@ -53,7 +53,11 @@ def pool_for(chain: Chain, settings: NodeSettings) -> Pool:
         def committed_nonce(sender: bytes) -> int:
             return q.engine.nonce(q.state_root, sender)
 
-        return QuorumPool(committed_nonce, max_txs=limits.max_txs, max_bytes=limits.max_bytes)
+        def gas_limit() -> int | None:
+            return q.evm.gas_limit
+
+        return QuorumPool(committed_nonce, max_txs=limits.max_txs, max_bytes=limits.max_bytes,
+                          gas_limit=gas_limit)
     return TxPool(limits.max_txs, limits.max_bytes)
 
 

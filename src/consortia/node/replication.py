@@ -27,12 +27,14 @@ from typing import Any
 import msgpack
 
 from consortia.consensus.core import Core, Event, Receive, Tick
+from consortia.consensus.pbft import Params as PbftParams
+from consortia.consensus.raft import RaftTimings
 from consortia.node.bodies import split_bin_array
 from consortia.node.replica import ReplicaNodeSupport
 from consortia.node.settings import NodeSettings
 from consortia.p2p import NodeCredentials, Transport
 from consortia.p2p.counters import Counters
-from consortia.types.config import ChainConfig
+from consortia.types.config import ChainConfig, ConsensusKind, Profile
 from consortia.types.errors import ConfigError, Malformed
 
 log = logging.getLogger("consortia.node.replication")
@@ -67,6 +69,29 @@ def _address(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+QUORUM_TIMEOUT_MS = 2_000
+"""The view-change (pbft) and election (raft) timeout of quorum chains unless
+``[consensus] timeout_ms`` says otherwise. The protocols' defaults (300 ms) assume blocks
+that validate in a fraction of that; an EVM block of 30 M gas (about 580 ERC-20
+transfers) takes about a second to execute on a validator sharing two cores with three
+others, and every validator re-executes it before voting. With 300 ms (doubling to
+1.2 s) the view changed before any full block could commit — a livelock found by
+``bench/evm.py --launch consortia-4``. GoQuorum's QBFT waits 10 s by default."""
+
+
+def timeouts(config: ChainConfig, timeout_ms: int | None) -> dict[str, Any]:
+    """The protocol tuning for ``make_core``: ``timeout_ms`` (the node's setting), else
+    :data:`QUORUM_TIMEOUT_MS` on quorum chains, else the protocol's own defaults."""
+    if timeout_ms is None and config.profile is Profile.QUORUM:
+        timeout_ms = QUORUM_TIMEOUT_MS
+    if timeout_ms is None:
+        return {}
+    if config.consensus is ConsensusKind.PBFT:
+        return {"params": PbftParams(view_timeout_ms=timeout_ms, max_backoff=3)}
+    return {"timings": RaftTimings(election_ms=timeout_ms,
+                                   heartbeat_ms=max(50, timeout_ms // 6))}
+
+
 class Replication:
     """The consensus core of a raft or pbft validator, with its transport and timers."""
 
@@ -83,7 +108,8 @@ class Replication:
         durable = self.state_path.read_bytes() if self.state_path.exists() else None
         rng = random.Random(os.urandom(16))  # noqa: S311 - election timeouts, not secrets
         retain = settings.consensus.retain_blocks
-        tuning = {} if retain is None else {"retain_blocks": retain}
+        tuning: dict[str, Any] = {} if retain is None else {"retain_blocks": retain}
+        tuning.update(timeouts(config, settings.consensus.timeout_ms))
         self.core: Core = self.protocol.make_core(self.node_id, support, rng, durable, **tuning)
         ident = settings.identity
         self.credentials = NodeCredentials.from_keystore(

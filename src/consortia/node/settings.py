@@ -86,6 +86,9 @@ class ConsensusSection(_Strict):
     retain_blocks: int | None = Field(default=None, ge=1, le=1_000_000)
     """Committed blocks kept in memory (pbft) or in the log (raft) for validators that lag;
     one further behind catches up from peers' ledgers. None: the protocol's default."""
+    timeout_ms: int | None = Field(default=None, ge=50, le=600_000)
+    """pbft's view-change timeout, raft's election timeout: longer than a block takes to
+    validate. None: the protocol's default (300 ms), 2,000 ms on quorum chains."""
 
 
 class FollowSection(_Strict):

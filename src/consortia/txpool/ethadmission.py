@@ -81,6 +81,11 @@ class EthEntry:
         return self.eth.nonce
 
     @property
+    def gas(self) -> int:
+        """The gas the transaction offers (a block takes no more than its limit)."""
+        return self.eth.gas
+
+    @property
     def type(self) -> TxType:
         return TxType.EVM_PRIVATE if self.private else TxType.EVM
 

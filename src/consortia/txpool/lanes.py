@@ -40,6 +40,8 @@ class LaneTx(Protocol):
     def sender(self) -> bytes: ...
     @property
     def nonce(self) -> int: ...
+    @property
+    def gas(self) -> int: ...
 
 
 class NonceRefused(ConsortiaError):
@@ -141,16 +143,24 @@ class LanePool:
             self._bytes += len(tx.raw)
             self._promote(lane)
 
-    def take_batch(self, max_txs: int, max_bytes: int) -> list[LaneTx]:
+    def take_batch(self, max_txs: int, max_bytes: int, max_gas: int | None = None
+                   ) -> list[LaneTx]:
         """The next batch from the ready queue, in arrival order (so each sender's
-        transactions in nonce order); they stay known (in flight) until ``done``."""
+        transactions in nonce order); they stay known (in flight) until ``done``.
+
+        ``max_gas`` bounds the gas the batch's transactions offer, as a miner fills a block
+        up to its gas limit: what a transaction offers is at least what it uses, so the
+        whole batch fits the block and none is left out for want of gas (geth's rule)."""
         with self._lock:
             batch: list[LaneTx] = []
-            size = 0
+            size = gas = 0
             while self._ready and len(batch) < max_txs:
                 txid, tx = next(iter(self._ready.items()))
                 if batch and size + len(tx.raw) > max_bytes:
                     break
+                if batch and max_gas is not None and gas + tx.gas > max_gas:
+                    break
+                gas += tx.gas
                 del self._ready[txid]
                 self._inflight.add(txid)
                 self._bytes -= len(tx.raw)

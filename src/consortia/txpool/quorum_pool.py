@@ -30,7 +30,9 @@ class QuorumPool:
     """Configuration envelopes first, each alone; then a batch of Ethereum transactions."""
 
     def __init__(self, nonce_of: Callable[[bytes], int], *, max_txs: int,
-                 max_bytes: int) -> None:
+                 max_bytes: int, gas_limit: Callable[[], int | None] = lambda: None) -> None:
+        self.gas_limit = gas_limit
+        """The block gas limit in force (the chain's configuration may change it)."""
         self.configs = TxPool(MAX_CONFIG_TXS, CONFIG_BYTES)
         self.lanes = LanePool(nonce_of, max_txs=max_txs, max_bytes=max_bytes)
 
@@ -69,7 +71,8 @@ class QuorumPool:
         config = self.configs.take_batch(1, CONFIG_BYTES)
         if config:
             return list(config)
-        return [cast(EthEntry, t) for t in self.lanes.take_batch(max_txs, max_bytes)]
+        return [cast(EthEntry, t) for t in self.lanes.take_batch(max_txs, max_bytes,
+                                                                 self.gas_limit())]
 
     def requeue(self, entries: list[Entry]) -> None:
         self.configs.requeue([e for e in entries if isinstance(e, Tx)])
