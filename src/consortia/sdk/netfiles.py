@@ -64,15 +64,17 @@ def write_node_config(node_dir: Path, node_id: str, *, genesis: str, keystore: s
                       passphrase_file: str, host: str, api_port: int,
                       identity: str | None = None, p2p_port: int | None = None,
                       peers: dict[str, str] | None = None,
-                      follow: list[str] | None = None) -> Path:
+                      follow: list[str] | None = None,
+                      privacy: dict[str, Any] | None = None) -> Path:
     """Write ``node_dir/node.toml`` for validator ``node_id`` and return its path.
 
     ``genesis``, ``keystore`` and ``passphrase_file`` are paths as the node reads them
     (relative ones against ``node_dir``); ``identity`` is the keystore entry (default: the
     node id). With ``p2p_port`` the node talks to ``peers`` (validator id → ``host:port``)
     over the p2p transport (raft, pbft); without, it is a solo node. With ``follow`` (the
-    API URLs of validators) it is a peer instead, which follows them (ADR 0015). Data goes
-    to ``node_dir/data``.
+    API URLs of validators) it is a peer instead, which follows them (ADR 0015). With
+    ``privacy`` (a quorum node's ``[privacy]`` section: ``url``, ``token_file``) it talks to
+    its organization's transaction manager (ADR 0027). Data goes to ``node_dir/data``.
     """
     if follow is not None and p2p_port is not None:
         raise ConfigError("a peer takes no part in consensus: it has no p2p port")
@@ -90,6 +92,8 @@ def write_node_config(node_dir: Path, node_id: str, *, genesis: str, keystore: s
         settings["p2p"] = {"host": host, "port": p2p_port, "peers": peers or {}}
     if follow is not None:
         settings["follow"] = {"validators": list(follow)}
+    if privacy is not None:
+        settings["privacy"] = dict(privacy)
     path = node_dir / "node.toml"
     path.write_text(tomli_w.dumps(settings))
     return path
