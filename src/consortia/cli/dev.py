@@ -99,14 +99,10 @@ def print_managers(n: LocalNetwork) -> None:
     managers = n.managers()
     if not managers:
         return
-    t = Table(title="transaction managers (privateFor keys)")
-    t.add_column("organization")
-    t.add_column("public key (--private-for)", no_wrap=True)
-    t.add_column("local API")
-    t.add_column("peer")
-    for m in managers:
-        t.add_row(m.org, m.public_key, m.url, m.peer)
-    console.print(t)
+    console.print("transaction managers (--private-for / privateFor takes the key):")
+    for m in managers:  # whole lines, never a table cell a narrow terminal truncates
+        console.print(f"  {m.org:<10} {m.public_key}   local {m.url}   peer {m.peer}",
+                      soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command("init")

@@ -91,7 +91,7 @@ def write_manager(tm_dir: Path, org_id: str, ca: CertificateAuthority, *, host: 
                   local_port: int, peer_port: int) -> ManagerFiles:
     """A manager's secrets in ``tm_dir``: a new random passphrase and bearer token (0600),
     a new X25519 key file and a TLS identity of role ``peer`` issued by ``ca`` (the caller
-    saves ``ca`` afterwards: its issue count moved). No ``tm.toml`` yet: that needs every
+    saves ``ca`` afterwards, as after any issue). No ``tm.toml`` yet: that needs every
     organization's CA (``write_manager_config``)."""
     passphrase = secrets.token_urlsafe(24)
     write_secret(tm_dir / PASSPHRASE_FILE, passphrase)
