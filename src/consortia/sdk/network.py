@@ -9,6 +9,10 @@
     orgs/<org>/keystore/<name>/       identities: encrypted key, certificate, CA certificate
     orgs/<org>/accounts/, account-password   quorum only: Ethereum key files and their
                                       password (``consortia.sdk.netaccounts``)
+    orgs/<org>/tm/, privacy-directory.json   quorum only: the organization's transaction
+                                      manager and the signed key directory
+                                      (``consortia.sdk.nettm``; run by ``start``,
+                                      ``consortia.sdk.netrun``)
     nodes/<id>/node.toml, data/       one node process each (validator0 … validator<n-1>,
                                       and the peers ``LocalNetwork.add_peer`` adds)
 
