@@ -9,6 +9,9 @@ directory of its own, so it uses them directly)::
     write_node_identity(node_dir, "nd-1", key, cert, ca.cert)        # keystore + passphrase
     write_node_config(node_dir, "nd-1", genesis="../../genesis.json", keystore="keystore",
                       passphrase_file="passphrase", host="127.0.0.1", api_port=7050)
+
+A local network's organization directories (``write_org``, ``write_org_accounts``,
+``read_passphrase``) are written here too.
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ import tomli_w
 from cryptography import x509
 
 from consortia.crypto import SigningKey
+from consortia.identity.ca import CertificateAuthority
 from consortia.identity.keystore import FileKeystore
 from consortia.ledger.genesis import Genesis, make_genesis
+from consortia.sdk import netaccounts
 from consortia.sdk.identity import Identity
-from consortia.types.config import ChainConfig
+from consortia.sdk.netaccounts import NetworkAccount
+from consortia.types.config import ChainConfig, Role
 from consortia.types.errors import ConfigError
 
 
@@ -97,3 +103,32 @@ def write_node_config(node_dir: Path, node_id: str, *, genesis: str, keystore: s
     path = node_dir / "node.toml"
     path.write_text(tomli_w.dumps(settings))
     return path
+
+
+def write_org(root: Path, org_id: str, ca: CertificateAuthority,
+              names: list[tuple[str, Role]]) -> list[tuple[str, Role, SigningKey,
+                                                            x509.Certificate]]:
+    """``orgs/<org>/``: a new random passphrase (0600), the CA and an identity per name in
+    the keystore, all encrypted under it; the identities written."""
+    pw = secrets.token_urlsafe(24)
+    org_dir = root / "orgs" / org_id
+    write_secret(org_dir / "passphrase", pw)
+    ks = FileKeystore(org_dir / "keystore")
+    issued = []
+    for name, role in names:
+        key, cert = ca.issue_identity(name, role)
+        ks.save(name, key, cert, ca.cert, pw.encode())
+        issued.append((name, role, key, cert))
+    ca.save(org_dir / "ca", pw.encode())
+    return issued
+
+
+def write_org_accounts(root: Path, org_id: str, count: int) -> list[NetworkAccount]:
+    """``count`` new key files for ``org_id`` under a new random password (0600)."""
+    pw = secrets.token_urlsafe(24)
+    write_secret(root / "orgs" / org_id / netaccounts.PASSWORD_FILE, pw)
+    return netaccounts.create_accounts(root, org_id, count, pw)
+
+
+def read_passphrase(root: Path, org_id: str) -> bytes:
+    return (root / "orgs" / org_id / "passphrase").read_text().strip().encode()

@@ -29,7 +29,6 @@ The writers it is made of (``write_genesis``, ``write_node_identity``, ``write_n
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,6 @@ from typing import Any
 from cryptography import x509
 from eth_account.signers.local import LocalAccount
 
-from consortia.crypto import SigningKey
 from consortia.identity.ca import CertificateAuthority, cert_der
 from consortia.identity.keystore import FileKeystore
 from consortia.sdk import netaccounts, netrun, nettm
@@ -46,9 +44,12 @@ from consortia.sdk.evm.keys import load_key
 from consortia.sdk.identity import Identity
 from consortia.sdk.netaccounts import NetworkAccount
 from consortia.sdk.netfiles import (
+    read_passphrase,
     write_genesis,
     write_node_config,
     write_node_identity,
+    write_org,
+    write_org_accounts,
     write_secret,
 )
 from consortia.sdk.netplan import (
@@ -330,7 +331,7 @@ class LocalNetwork:
         sequence, _, _ = _vote_basis(config)
         if org_id not in self.doc["orgs"]:
             ca = CertificateAuthority.create(org_id)
-            _write_org(self.root, org_id, ca, [("admin", Role.ADMIN), ("alice", Role.CLIENT)])
+            write_org(self.root, org_id, ca, [("admin", Role.ADMIN), ("alice", Role.CLIENT)])
             self.doc["orgs"][org_id] = {"identities": [f"{org_id}/admin", f"{org_id}/alice"]}
             _write_doc(self.root, self.doc)
         update = OrgUpdate("add", org_id, self.ca(org_id).cert_der, sequence)
@@ -522,7 +523,7 @@ def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = 
         cas[org_id] = ca
         names = [("admin", Role.ADMIN), ("alice", Role.CLIENT)]
         names += [(p.id, Role.VALIDATOR) for p in plans if p.org == org_id]
-        for name, role, key, cert in _write_org(root, org_id, ca, names):
+        for name, role, key, cert in write_org(root, org_id, ca, names):
             if i == 0 and role is Role.ADMIN:
                 admin_key, admin_cert = key, cert_der(cert)
             if role is Role.VALIDATOR:
@@ -531,15 +532,15 @@ def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = 
     assert admin_key is not None and admin_cert is not None
     evm = None
     if evm_plan is not None:
-        made = [a for o in orgs for a in _org_accounts(root, o, evm_plan.accounts_per_org)]
+        made = [a for o in orgs for a in write_org_accounts(root, o, evm_plan.accounts_per_org)]
         evm = netaccounts.evm_config(evm_plan, made)
         doc["profile"] = prof.value  # ant keeps the network.json of earlier releases
         doc["evm"] = {"chain_id": evm.chain_id, "gas_limit": evm.gas_limit}
         netaccounts.record(doc, root, made)
     if tm_plans:
         doc["managers"] = nettm.write_network_managers(
-            root, cas, {o: _passphrase(root, o) for o in orgs},
-            {o: Identity.load(root / "orgs" / o / "keystore", "admin", _passphrase(root, o))
+            root, cas, {o: read_passphrase(root, o) for o in orgs},
+            {o: Identity.load(root / "orgs" / o / "keystore", "admin", read_passphrase(root, o))
              for o in orgs}, [(m.org, m.local_port, m.peer_port) for m in tm_plans], host)
     managers = {m.org: m for m in nettm.recorded(doc, root)}
     config = ChainConfig(
@@ -579,31 +580,6 @@ def _vote_basis(config: ChainConfig | Mapping[str, Any]) -> tuple[int, list[str]
         raise ConfigError(f"not a configuration summary: {exc!r}") from None
 
 
-def _write_org(root: Path, org_id: str, ca: CertificateAuthority,
-               names: list[tuple[str, Role]]) -> list[tuple[str, Role, SigningKey,
-                                                             x509.Certificate]]:
-    """``orgs/<org>/``: a new random passphrase (0600), the CA and an identity per name in
-    the keystore, all encrypted under it; the identities written."""
-    pw = secrets.token_urlsafe(24)
-    org_dir = root / "orgs" / org_id
-    write_secret(org_dir / "passphrase", pw)
-    ks = FileKeystore(org_dir / "keystore")
-    issued = []
-    for name, role in names:
-        key, cert = ca.issue_identity(name, role)
-        ks.save(name, key, cert, ca.cert, pw.encode())
-        issued.append((name, role, key, cert))
-    ca.save(org_dir / "ca", pw.encode())
-    return issued
-
-
-def _org_accounts(root: Path, org_id: str, count: int) -> list[NetworkAccount]:
-    """``count`` new key files for ``org_id`` under a new random password (0600)."""
-    pw = secrets.token_urlsafe(24)
-    write_secret(root / "orgs" / org_id / netaccounts.PASSWORD_FILE, pw)
-    return netaccounts.create_accounts(root, org_id, count, pw)
-
-
 def _write_node(root: Path, node_id: str, org: str, host: str, api_port: int,
                 p2p_port: int | None, peers: dict[str, str] | None,
                 manager: NetworkManager | None = None) -> dict[str, Any]:
@@ -623,10 +599,6 @@ def _write_node(root: Path, node_id: str, org: str, host: str, api_port: int,
         entry = {"id": node_id, "org": org, "config": entry["config"], "api": entry["api"],
                  "p2p": f"{host}:{p2p_port}"}
     return entry
-
-
-def _passphrase(root: Path, org_id: str) -> bytes:
-    return (root / "orgs" / org_id / "passphrase").read_text().strip().encode()
 
 
 def _write_doc(root: Path, doc: dict[str, Any]) -> None:
