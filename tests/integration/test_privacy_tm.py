@@ -1,7 +1,8 @@
 """Three transaction managers as real processes over mutual TLS on 127.0.0.1.
 
 Each organization has its own CA (made here), an admin who signs its directory entry, a
-manager certificate (role peer) in a keystore and an encrypted X25519 key. Nothing is
+manager certificate (role peer) in a keystore and an encrypted X25519 key, written by the
+product's own ``consortia.sdk.nettm`` (as ``init_network`` writes them). Nothing is
 faked: the managers are ``python -m consortia.privacy serve`` processes.
 """
 
@@ -12,11 +13,9 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import tomli_w
 from cryptography.hazmat.primitives import serialization
 
 from consortia.identity.ca import CertificateAuthority, cert_der
@@ -25,12 +24,17 @@ from consortia.p2p.tls import NodeCredentials, client_context
 from consortia.privacy import PrivacyClient, PrivacyClientError
 from consortia.privacy import keys as keyfiles
 from consortia.privacy.box import public_bytes, seal
-from consortia.privacy.directory import DirectoryEntry, sign_entry, write_directory_file
+from consortia.privacy.directory import DirectoryEntry, sign_entry
+from consortia.sdk import nettm
+from consortia.sdk.identity import Identity
 from consortia.types.config import Role
 from tests.integration.helpers import free_port_block, subprocess_env, wait_until
 
-TOKEN = "t" * 40
-PASS = b"correct horse battery staple"
+
+def write_directory(path: Path, members: list[Member]) -> None:
+    """The signed directory of ``members``, each entry signed by its organization's admin."""
+    nettm.write_directory(path, [(m.files, Identity(m.admin_key, m.admin_cert))
+                                 for m in members])
 
 
 class Member:
@@ -42,17 +46,17 @@ class Member:
         self.ca = ca or CertificateAuthority.create(org_id)
         self.admin_key, admin = self.ca.issue_identity(f"{org_id}-admin", Role.ADMIN)
         self.admin_cert = cert_der(admin)
-        self.tls_key, tls_cert = self.ca.issue_identity(f"{org_id}-tm", Role.PEER)
-        self.tls_cert = cert_der(tls_cert)
-        FileKeystore(self.dir / "keystore").save("tm", self.tls_key, tls_cert, self.ca.cert,
-                                                PASS)
-        (self.dir / "pass").write_bytes(PASS)
-        (self.dir / "token").write_text(TOKEN)
+        self.files = nettm.write_manager(self.dir, org_id, self.ca, host="127.0.0.1",
+                                         local_port=local_port, peer_port=peer_port)
+        passphrase = (self.dir / nettm.PASSPHRASE_FILE).read_bytes().strip()
+        self.token = (self.dir / nettm.TOKEN_FILE).read_text().strip()
+        tls = FileKeystore(self.dir / "keystore").load(nettm.TLS_NAME, passphrase)
+        self.tls_key, self.tls_cert = tls.key, tls.cert_der
         (self.dir / "ca.pem").write_bytes(
             self.ca.cert.public_bytes(serialization.Encoding.PEM))
-        self.tm_key = keyfiles.generate()
+        self.tm_key = keyfiles.load_key(self.dir / nettm.KEY_FILE, passphrase)
         self.pub = public_bytes(self.tm_key)
-        keyfiles.save_key(self.dir / "tm.key", self.tm_key, PASS)
+        assert self.pub == self.files.public_key
         self.local_port, self.peer_port = local_port, peer_port
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -61,18 +65,9 @@ class Member:
         return f"http://127.0.0.1:{self.local_port}"
 
     def write_config(self, members: list[Member]) -> None:
-        cfg: dict[str, Any] = {
-            "manager": {"org_id": self.org_id, "data_dir": "data"},
-            "keys": {"files": ["tm.key"], "passphrase_file": "pass"},
-            "local": {"port": self.local_port, "token_file": "token"},
-            "peer": {"port": self.peer_port},
-            "tls": {"keystore": "keystore", "name": "tm", "passphrase_file": "pass"},
-            "trust": [{"org_id": m.org_id, "ca_cert": str(m.dir / "ca.pem")}
-                      for m in members],
-            "directory": {"file": "../directory.json"},
-            "limits": {"send_timeout_s": 1.5, "peer_timeout_s": 2.0},
-        }
-        (self.dir / "tm.toml").write_text(tomli_w.dumps(cfg))
+        nettm.write_manager_config(self.files, {m.org_id: str(m.dir / "ca.pem")
+                                                for m in members}, "../directory.json",
+                                   limits={"send_timeout_s": 1.5, "peer_timeout_s": 2.0})
 
     def start(self) -> None:
         log = (self.dir / "tm.log").open("ab")
@@ -100,7 +95,7 @@ class Member:
                 self.proc.wait()
 
     def client(self) -> PrivacyClient:
-        return PrivacyClient(self.url, TOKEN, timeout=20.0)
+        return PrivacyClient(self.url, self.token, timeout=20.0)
 
     def payload_rows(self) -> int:
         with sqlite3.connect(self.dir / "data" / "privacy.sqlite3") as db:
@@ -121,9 +116,7 @@ def members(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Member]]:
     root = tmp_path_factory.mktemp("privacy")
     base = free_port_block(6)
     ms = [Member(root, f"org{i + 1}", base + i, base + 3 + i) for i in range(3)]
-    write_directory_file(root / "directory.json", [
-        sign_entry(DirectoryEntry(m.org_id, 1, f"127.0.0.1:{m.peer_port}", (m.pub,)),
-                   m.admin_key, m.admin_cert) for m in ms])
+    write_directory(root / "directory.json", ms)
     for m in ms:
         m.write_config(ms)
     try:

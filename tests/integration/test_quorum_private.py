@@ -27,11 +27,10 @@ from eth_abi.abi import encode as abi_encode
 from web3 import Web3
 from web3.exceptions import Web3RPCError
 
-from consortia.privacy.directory import DirectoryEntry, sign_entry, write_directory_file
 from consortia.sdk import LocalNetwork
 from consortia.types.config import BlockLimits
 from tests.integration.helpers import free_port_block, healthy, subprocess_env, wait_until
-from tests.integration.test_privacy_tm import Member
+from tests.integration.test_privacy_tm import Member, write_directory
 from tests.quorum_helpers import ADDR, CHAIN_ID, KEYS, quorum_network
 from tests.unit.evm_helpers import selector, token_code
 
@@ -54,9 +53,7 @@ class PrivateNetwork:
         tm_root.mkdir()
         self.members = [Member(tm_root, f"org{i + 1}", base + 3 + i, base + 6 + i,
                                ca=self.net.ca(f"org{i + 1}")) for i in range(3)]
-        write_directory_file(tm_root / "directory.json", [
-            sign_entry(DirectoryEntry(m.org_id, 1, f"127.0.0.1:{m.peer_port}", (m.pub,)),
-                       m.admin_key, m.admin_cert) for m in self.members])
+        write_directory(tm_root / "directory.json", self.members)
         for m in self.members:
             m.write_config(self.members)
         self.nodes = {"org1": "validator0", "org2": "peer2", "org3": "peer3"}

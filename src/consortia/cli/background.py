@@ -10,7 +10,8 @@ does not start a second process for a node the file shows running.
 A PID file is trusted only while the process it names is still this node's
 (``python -m consortia.node --config <its node.toml>``), so a PID reused by another
 program is never signalled. That rule lives in ``consortia.sdk.processes``, shared with
-the control plane's local provisioner.
+the control plane's local provisioner; the files and the spawning are
+``consortia.sdk.netrun``'s, which ``LocalNetwork.start`` uses too.
 """
 
 from __future__ import annotations
@@ -18,48 +19,38 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from consortia.sdk import processes
+from consortia.sdk import netrun
 from consortia.sdk.network import NetworkNode
 from consortia.sdk.processes import STOP_TIMEOUT
 
-PID_FILE = "node.pid"
-LOG_FILE = "node.log"
+PID_FILE = netrun.NODE_PID
+LOG_FILE = netrun.NODE_LOG
 
 
 def pid_file(node: NetworkNode) -> Path:
-    return node.config.parent / PID_FILE
+    return netrun.node_proc(node).pid_file
 
 
 def log_file(node: NetworkNode) -> Path:
-    return node.config.parent / LOG_FILE
+    return netrun.node_proc(node).log_file
 
 
 def command(node: NetworkNode) -> list[str]:
     """The node's command line (its configuration by absolute path, which names it)."""
-    return processes.node_command(node.config)
+    return netrun.node_proc(node).command
 
 
 def running(node: NetworkNode) -> int | None:
     """The PID of ``node``'s background process, if the CLI started one that still runs."""
-    return processes.read_pid_file(pid_file(node), node.config)
+    return netrun.node_proc(node).running()
 
 
 def start(node: NetworkNode) -> subprocess.Popen[bytes]:
     """Start ``node`` in its own session, output appended to its log; record its PID."""
-    log = log_file(node)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        proc = subprocess.Popen(command(node), stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    processes.write_pid_file(pid_file(node), proc.pid)
-    return proc
+    return netrun.spawn(netrun.node_proc(node))
 
 
 def stop(node: NetworkNode, timeout: float = STOP_TIMEOUT) -> int | None:
     """SIGTERM ``node``'s background process and wait for it to exit (SIGKILL after
     ``timeout``); its PID, or None when the CLI had no process of it running."""
-    pid = running(node)
-    if pid is not None:
-        processes.terminate(pid, node.config, timeout)
-    processes.remove_pid_file(pid_file(node))
-    return pid
+    return netrun.halt(netrun.node_proc(node), timeout)

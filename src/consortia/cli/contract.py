@@ -5,6 +5,11 @@ installed on first use with its progress shown) or Vyper; deploy, call and send 
 Ethereum JSON-RPC endpoint (``--rpc``, ``$CONSORTIA_RPC``), signing with a key file
 (``--key``, ``$CONSORTIA_KEY``) whose password comes from ``--password-file``,
 ``$CONSORTIA_KEY_PASSWORD`` or a prompt — never from the command line.
+
+``deploy`` and ``send`` with ``--private-for KEY`` (repeatable; the base64 public key of a
+transaction manager, as ``consortia dev init`` lists them) make a private transaction on a
+quorum node with a transaction manager: only the named organizations and the sender's own
+see its code, state and logs (ADR 0027).
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ ArgsArg = Annotated[list[str] | None, typer.Argument(
 AbiOpt = Annotated[Path, typer.Option("--abi", help="artifact or ABI JSON of the contract")]
 GasOpt = Annotated[int | None, typer.Option(help="gas limit (default: estimate + 20 %)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+PrivateForOpt = Annotated[list[str] | None, typer.Option(
+    "--private-for", help="make it private: base64 public key of a recipient's transaction "
+                          "manager (repeat for several; `consortia dev init` lists them)")]
 
 
 def unlock(key: str, password_file: Path | None, accounts: Path | None) -> LocalAccount:
@@ -123,18 +131,23 @@ def _reverted(exc: evm.TransactionReverted) -> None:
 def deploy(artifact: Annotated[Path, typer.Argument(help="artifact JSON (from compile)")],
            args: ArgsArg = None, rpc: RpcOpt = "http://127.0.0.1:8545", key: KeyOpt = "",
            password_file: PasswordFileOpt = None, accounts: AccountsOpt = None,
-           gas: GasOpt = None, json_out: JsonOpt = False) -> None:
-    """Deploy a compiled contract with its constructor arguments; prints its address."""
+           gas: GasOpt = None, private_for: PrivateForOpt = None,
+           json_out: JsonOpt = False) -> None:
+    """Deploy a compiled contract with its constructor arguments; prints its address.
+    With --private-for, privately for those organizations (and the sender's)."""
     try:
         art = evm.Artifact.load(artifact)
+        keys = _private_for(private_for)
         account = unlock(_need_key(key), password_file, accounts)
         with evm.EvmClient(rpc) as chain:
-            outcome = chain.deploy(art, list(args or []), account, gas=gas)
+            outcome = chain.deploy(art, list(args or []), account, gas=gas,
+                                   private_for=keys)
     except evm.TransactionReverted as exc:
         _reverted(exc)
     except (evm.EvmError, OSError) as exc:
         guard(exc)
-    _show_outcome(f"deployed {art.contract_name}", outcome, json_out)
+    _show_outcome(f"deployed {art.contract_name}" + (" privately" if keys else ""), outcome,
+                  json_out)
 
 
 @app.command()
@@ -168,20 +181,30 @@ def send(address: Annotated[str, typer.Argument(help="contract address")],
          rpc: RpcOpt = "http://127.0.0.1:8545", key: KeyOpt = "",
          password_file: PasswordFileOpt = None, accounts: AccountsOpt = None,
          value: Annotated[int, typer.Option(help="wei sent with the call")] = 0,
-         gas: GasOpt = None, json_out: JsonOpt = False) -> None:
+         gas: GasOpt = None, private_for: PrivateForOpt = None,
+         json_out: JsonOpt = False) -> None:
     """Send a transaction calling a function; waits for the receipt and shows status, gas
-    and the logs decoded by the ABI. A call that would revert is not sent."""
+    and the logs decoded by the ABI. A call that would revert is not sent. With
+    --private-for, a private transaction (to a contract deployed privately)."""
     try:
         entries = evm.load_abi(abi)
+        keys = _private_for(private_for)
+        if keys is not None and value:
+            fail("a private transaction carries no value (--value) [bad_argument]")
         account = unlock(_need_key(key), password_file, accounts)
         with evm.EvmClient(rpc) as chain:
             outcome = chain.send(address, entries, function, list(args or []), account,
-                                 value=value, gas=gas)
+                                 value=value, gas=gas, private_for=keys)
     except evm.TransactionReverted as exc:
         _reverted(exc)
     except (evm.EvmError, OSError) as exc:
         guard(exc)
     _show_outcome(f"{function}", outcome, json_out)
+
+
+def _private_for(keys: list[str] | None) -> list[str] | None:
+    """The --private-for keys checked before any password prompt; None: a public tx."""
+    return None if not keys else evm.private_keys(keys)
 
 
 def _need_key(key: str) -> str:

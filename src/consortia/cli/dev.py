@@ -23,7 +23,7 @@ from rich.table import Table
 
 from consortia.cli import background, peer, validator
 from consortia.cli.context import console, err_console, fail, guard, network_dir, print_json
-from consortia.sdk import LocalNetwork, NodeClient, init_network
+from consortia.sdk import LocalNetwork, NodeClient, init_network, netrun
 from consortia.sdk.network import NetworkNode
 from consortia.types.config import BlockLimits, ConsensusKind, Profile
 from consortia.types.errors import ConsortiaError
@@ -90,6 +90,19 @@ def print_accounts(n: LocalNetwork) -> None:
     console.print(f"JSON-RPC {n.rpc_url()}   (WebSocket {n.rpc_url(websocket=True)})")
     console.print(f"keys     consortia account list --accounts {n.root}/orgs/<org>/accounts")
     console.print(f"password {n.root}/orgs/<org>/account-password")
+    print_managers(n)
+
+
+def print_managers(n: LocalNetwork) -> None:
+    """Each organization's transaction manager: the public key ``privateFor`` (and
+    ``consortia contract deploy|send --private-for``) takes, and where it listens."""
+    managers = n.managers()
+    if not managers:
+        return
+    console.print("transaction managers (--private-for / privateFor takes the key):")
+    for m in managers:  # whole lines, never a table cell a narrow terminal truncates
+        console.print(f"  {m.org:<10} {m.public_key}   local {m.url}   peer {m.peer}",
+                      soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command("init")
@@ -125,6 +138,13 @@ def init(net: Annotated[Path | None, typer.Option("--network", "-N", help="direc
          balance: Annotated[int | None, typer.Option(
              help="quorum: wei each of those accounts holds at genesis (default 10**24)")
          ] = None,
+         privacy: Annotated[bool, typer.Option(
+             "--privacy/--no-privacy", help="quorum: a transaction manager per organization "
+             "for private transactions (privateFor)")] = True,
+         tm_port: Annotated[int | None, typer.Option(
+             help="quorum: local API port of the first organization's transaction manager "
+                  "(org i: tm-port + 2i, its peer API the port after; default port + 200)")
+         ] = None,
          ) -> None:
     """Create organizations with their CAs and identities, the validators and the genesis
     block (for a quorum network also its Ethereum accounts)."""
@@ -139,7 +159,9 @@ def init(net: Annotated[Path | None, typer.Option("--network", "-N", help="direc
                                                 batch_timeout_ms=batch_timeout_ms),
                              profile=profile, evm_chain_id=evm_chain_id,
                              evm_gas_limit=evm_gas_limit, accounts_per_org=accounts_per_org,
-                             balance=balance)
+                             balance=balance,
+                             privacy=None if profile is Profile.ANT and privacy else privacy,
+                             tm_port=tm_port)
     except ConsortiaError as exc:
         guard(exc)
     t = Table(title=f"network {n.chain_id} in {root}")
@@ -298,8 +320,8 @@ def _wait_healthy(children: list[_Child], timeout: float) -> str | None:
 def _stop_all(children: list[_Child], root: Path) -> int:
     """SIGTERM every node still running, then wait for them (killing laggards); then stop
     the network's nodes that run in the background (``dev validator add`` and ``dev peer
-    add`` start them so, also while ``up`` runs). The number of background nodes
-    stopped."""
+    add`` start them so, also while ``up`` runs), then its transaction managers. The
+    number of background nodes stopped."""
     # A second Ctrl-C (or a supervisor's repeated SIGTERM) must not abandon the children.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
@@ -318,7 +340,9 @@ def _stop_all(children: list[_Child], root: Path) -> int:
         nodes = [*again.nodes(), *again.peers()]
     except (ConsortiaError, OSError, ValueError):
         return 0
-    return sum(background.stop(n) is not None for n in nodes)
+    stopped = sum(background.stop(n) is not None for n in nodes)
+    netrun.stop_managers(again)  # after the nodes: a node commits nothing without its own
+    return stopped
 
 
 def _supervise(children: list[_Child]) -> int:
@@ -354,6 +378,8 @@ def _panel(netw: LocalNetwork, root: Path) -> Panel:
                   "blocks commit once the validators have elected a leader\n")
     if netw.profile is Profile.QUORUM:
         where += f"JSON-RPC      {netw.rpc_url()}   (EVM chain id {netw.doc['evm']['chain_id']})\n"
+        where += "".join(f"tm {m.org:<10} {m.url}   privateFor {m.public_key}\n"
+                         for m in netw.managers())
     stop = ("Ctrl-C stops the node" if len(nodes) == 1 else f"Ctrl-C stops all {len(nodes)} "
             "nodes")
     orgs = ", ".join(f"{o}/alice, {o}/admin" for o in netw.doc["orgs"])
@@ -417,6 +443,13 @@ def up(net: NetworkOpt = None,
     signal.signal(signal.SIGHUP, _stop)
     children: list[_Child] = []
     try:
+        if netw.managers():  # before the nodes: a quorum node asks its manager at commit
+            with console.status("starting the transaction managers …"):
+                try:
+                    netrun.start_managers(netw)
+                except ConsortiaError as exc:
+                    netrun.stop_managers(netw)
+                    guard(exc)
         for node in nodes:
             pid = background.running(node)
             if pid is not None:
@@ -441,3 +474,24 @@ def up(net: NetworkOpt = None,
         console.print("node stopped" if stopped == 1 else f"all {stopped} nodes stopped")
         return
     sys.exit(code)
+
+
+@app.command("status")
+def status(net: NetworkOpt = None, json_out: JsonOpt = False) -> None:
+    """The network's transaction managers and nodes: the PID of those running in the
+    background (``dev up`` runs nodes in the foreground: no PID) and whether each answers."""
+    try:
+        rows = LocalNetwork.open(network_dir(net)).status()
+    except ConsortiaError as exc:
+        guard(exc)
+    if json_out:
+        print_json([{"kind": r.kind, "id": r.id, "org": r.org, "url": r.url, "pid": r.pid,
+                     "healthy": r.healthy} for r in rows])
+        return
+    t = Table(title="processes")
+    for col in ("kind", "id", "organization", "URL", "pid", "answers"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r.kind, r.id, r.org, r.url, "-" if r.pid is None else str(r.pid),
+                  "[green]yes[/]" if r.healthy else "[red]no[/]")
+    console.print(t)

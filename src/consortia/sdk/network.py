@@ -9,6 +9,10 @@
     orgs/<org>/keystore/<name>/       identities: encrypted key, certificate, CA certificate
     orgs/<org>/accounts/, account-password   quorum only: Ethereum key files and their
                                       password (``consortia.sdk.netaccounts``)
+    orgs/<org>/tm/, privacy-directory.json   quorum only: the organization's transaction
+                                      manager and the signed key directory
+                                      (``consortia.sdk.nettm``; run by ``start``,
+                                      ``consortia.sdk.netrun``)
     nodes/<id>/node.toml, data/       one node process each (validator0 … validator<n-1>,
                                       and the peers ``LocalNetwork.add_peer`` adds)
 
@@ -25,7 +29,6 @@ The writers it is made of (``write_genesis``, ``write_node_identity``, ``write_n
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,22 +37,32 @@ from typing import Any
 from cryptography import x509
 from eth_account.signers.local import LocalAccount
 
-from consortia.crypto import SigningKey
 from consortia.identity.ca import CertificateAuthority, cert_der
 from consortia.identity.keystore import FileKeystore
-from consortia.sdk import netaccounts
+from consortia.sdk import netaccounts, netrun, nettm
 from consortia.sdk.evm.keys import load_key
 from consortia.sdk.identity import Identity
 from consortia.sdk.netaccounts import NetworkAccount
 from consortia.sdk.netfiles import (
+    read_passphrase,
     write_genesis,
     write_node_config,
     write_node_identity,
+    write_org,
+    write_org_accounts,
     write_secret,
 )
+from consortia.sdk.netplan import (
+    DEFAULT_VALIDATORS,
+    P2P_PORT_OFFSET,
+    TM_PORT_OFFSET,
+    plan_managers,
+    plan_nodes,
+    validator_count,
+)
+from consortia.sdk.nettm import NetworkManager
 from consortia.sdk.tx import SignedTx, org_update, sign, validator_update
 from consortia.types.config import (
-    MAX_VALIDATORS,
     BlockLimits,
     ChainConfig,
     Comparator,
@@ -64,15 +77,11 @@ from consortia.types.config import (
 from consortia.types.errors import ConfigError
 from consortia.types.tx import AccountUpdate, CrlUpdate, OrgUpdate, ValidatorUpdate
 
-__all__ = ["LocalNetwork", "NetworkAccount", "NetworkNode", "init_network", "validator_count",
+__all__ = ["DEFAULT_VALIDATORS", "P2P_PORT_OFFSET", "TM_PORT_OFFSET", "LocalNetwork",
+           "NetworkAccount", "NetworkNode", "init_network", "validator_count",
            "write_genesis", "write_node_config", "write_node_identity", "write_secret"]
 
 NETWORK_FILE = "network.json"
-DEFAULT_VALIDATORS = {ConsensusKind.SOLO: 1, ConsensusKind.RAFT: 3, ConsensusKind.PBFT: 4}
-"""Validators ``init_network`` creates when not told: raft 3 tolerate one crash, pbft 4
-(n = 3f + 1) one arbitrary fault."""
-P2P_PORT_OFFSET = 100
-"""Without an explicit p2p port, node i listens for peers on ``port + 100 + i``."""
 RPC_PATH = "/rpc"
 """Where a quorum node serves Ethereum JSON-RPC on its API port: ``POST`` for HTTP and a
 WebSocket upgrade on the same path (``RpcServer.routes(RPC_PATH)``, docs/spec/json-rpc.md)."""
@@ -213,6 +222,45 @@ class LocalNetwork:
     def node_config(self, node_id: str | None = None) -> Path:
         return self.node(node_id).config
 
+    def managers(self) -> list[NetworkManager]:
+        """The organizations' transaction managers (quorum networks made with privacy)."""
+        return nettm.recorded(self.doc, self.root)
+
+    def _manager(self, org_id: str) -> NetworkManager | None:
+        return next((m for m in self.managers() if m.org == org_id), None)
+
+    def manager(self, org_id: str) -> NetworkManager:
+        """``org_id``'s transaction manager; ``ConfigError`` when it has none."""
+        self.org_dir(org_id)
+        found = self._manager(org_id)
+        if found is None:
+            raise ConfigError(f"organization {org_id!r} has no transaction manager (a quorum "
+                              "network made without privacy, or not a quorum network)")
+        return found
+
+    def privacy_key(self, org_id: str) -> str:
+        """``org_id``'s manager public key (base64): what ``privateFor`` names."""
+        return self.manager(org_id).public_key
+
+    def tm_url(self, org_id: str) -> str:
+        """The local API of ``org_id``'s manager (its nodes call it with their token)."""
+        return self.manager(org_id).url
+
+    def start(self, *, timeout: float = netrun.START_TIMEOUT) -> None:
+        """Start, in the background, the managers and then the nodes (validators, peers)
+        not running yet, and wait until each answers (``netrun.start``)."""
+        netrun.start(self, timeout=timeout)
+
+    def stop(self, *, timeout: float = netrun.STOP_TIMEOUT) -> list[str]:
+        """Stop the nodes, then the managers, that run in the background; the ids of
+        those that ran (a manager's is ``tm-<org>``)."""
+        return netrun.stop(self, timeout=timeout)
+
+    def status(self) -> list[netrun.ProcessStatus]:
+        """Each manager and node: its pid when it runs in the background, and whether it
+        answers."""
+        return netrun.status(self)
+
     def _node(self, entry: dict[str, Any]) -> NetworkNode:
         node_id = str(entry["id"])
         org = entry.get("org")
@@ -283,7 +331,7 @@ class LocalNetwork:
         sequence, _, _ = _vote_basis(config)
         if org_id not in self.doc["orgs"]:
             ca = CertificateAuthority.create(org_id)
-            _write_org(self.root, org_id, ca, [("admin", Role.ADMIN), ("alice", Role.CLIENT)])
+            write_org(self.root, org_id, ca, [("admin", Role.ADMIN), ("alice", Role.CLIENT)])
             self.doc["orgs"][org_id] = {"identities": [f"{org_id}/admin", f"{org_id}/alice"]}
             _write_doc(self.root, self.doc)
         update = OrgUpdate("add", org_id, self.ca(org_id).cert_der, sequence)
@@ -330,7 +378,7 @@ class LocalNetwork:
             return self._readd(existing, org_id, sequence)
         ident = self.new_identity(org_id, node_id, Role.VALIDATOR)
         self.doc["nodes"].append(_write_node(self.root, node_id, org_id, host, api_port,
-                                             p2p_port, peers))
+                                             p2p_port, peers, self._manager(org_id)))
         _write_doc(self.root, self.doc)
         update = ValidatorUpdate("add", node_id, org_id, ident.cert_der, f"{host}:{p2p_port}",
                                  sequence)
@@ -383,7 +431,9 @@ class LocalNetwork:
         write_node_config(self.root / "nodes" / node_id, node_id, genesis="../../genesis.json",
                           keystore=f"../../orgs/{org_id}/keystore",
                           passphrase_file=f"../../orgs/{org_id}/passphrase", host=host,
-                          api_port=api_port, follow=urls)
+                          api_port=api_port, follow=urls,
+                          privacy=nettm.node_privacy(self._manager(org_id), self.root,
+                                                     self.root / "nodes" / node_id))
         self.doc.setdefault("peers", []).append(
             {"id": node_id, "org": org_id, "config": f"nodes/{node_id}/node.toml",
              "api": f"http://{host}:{api_port}"})
@@ -397,62 +447,6 @@ class LocalNetwork:
         raise ConfigError(f"no node {node_id!r} in this network")
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """Where node ``index`` of a network-to-be lives."""
-
-    index: int
-    id: str
-    org: str
-    api_port: int
-    p2p_port: int | None
-
-
-def validator_count(consensus: ConsensusKind, validators: int | None) -> int:
-    """How many validators a new chain of ``consensus`` gets when asked for ``validators``
-    (None: the default, ``DEFAULT_VALIDATORS``); ``ConfigError`` for a count the protocol
-    cannot run (solo: exactly 1; pbft: at least 4)."""
-    if consensus is ConsensusKind.SOLO:
-        if validators not in (None, 1):
-            raise ConfigError(f"solo consensus runs exactly one validator (asked for "
-                              f"{validators}); choose raft or pbft for several")
-        return 1
-    n = DEFAULT_VALIDATORS[consensus] if validators is None else validators
-    if consensus is ConsensusKind.RAFT and n < 1:
-        raise ConfigError(f"raft needs at least 1 validator (asked for {n}); "
-                          "3 tolerate one crashed validator")
-    if consensus is ConsensusKind.PBFT and n < 4:
-        raise ConfigError(f"pbft needs at least 4 validators (asked for {n}): n = 3f + 1 "
-                          "validators tolerate f faulty ones, so tolerating one fault "
-                          "takes 4")
-    if n > MAX_VALIDATORS:
-        raise ConfigError(f"a chain has at most {MAX_VALIDATORS} validators (asked for {n})")
-    return n
-
-
-def _plan(consensus: ConsensusKind, validators: int | None, orgs: list[str], port: int,
-          p2p_port: int | None) -> list[_Plan]:
-    n = validator_count(consensus, validators)
-    if consensus is ConsensusKind.SOLO:
-        if p2p_port is not None:
-            raise ConfigError("a solo network has no p2p transport; the p2p port applies "
-                              "to raft and pbft networks")
-        return [_Plan(0, "validator0", orgs[0], port, None)]
-    p2p_base = port + P2P_PORT_OFFSET if p2p_port is None else p2p_port
-    plans = [_Plan(i, f"validator{i}", orgs[i % len(orgs)], port + i, p2p_base + i)
-             for i in range(n)]
-    api_ports = [p.api_port for p in plans]
-    p2p_ports = [p.p2p_port for p in plans if p.p2p_port is not None]
-    for what, ports in (("API", api_ports), ("p2p", p2p_ports)):
-        if ports[0] < 1 or ports[-1] > 65535:
-            raise ConfigError(f"{what} ports {ports[0]}..{ports[-1]} of {n} validators are "
-                              "not all within 1..65535")
-    if set(api_ports) & set(p2p_ports):
-        raise ConfigError(f"API ports {api_ports[0]}..{api_ports[-1]} and p2p ports "
-                          f"{p2p_ports[0]}..{p2p_ports[-1]} overlap; choose another p2p port")
-    return plans
-
-
 def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = None,
                  host: str = "127.0.0.1", port: int = 7050,
                  limits: BlockLimits | None = None, force: bool = False,
@@ -461,7 +455,8 @@ def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = 
                  membership: MembershipPolicy | None = None,
                  profile: Profile | str = Profile.ANT, evm_chain_id: int | None = None,
                  evm_gas_limit: int | None = None, accounts_per_org: int | None = None,
-                 balance: int | None = None) -> LocalNetwork:
+                 balance: int | None = None, privacy: bool | None = None,
+                 tm_port: int | None = None) -> LocalNetwork:
     """Create organizations, their CAs and identities, the validators and genesis.
 
     ``solo`` (the default): one validator ``validator0`` of the first organization, its node
@@ -481,18 +476,23 @@ def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = 
     ``evm`` section with ``evm_chain_id`` (default 1337) and ``evm_gas_limit`` (default 30
     million), and every organization ``accounts_per_org`` (default 1) new Ethereum
     accounts, bound to it and funded with ``balance`` wei (default 10**24) at genesis, their
-    key files under ``orgs/<org>/accounts`` (``consortia.sdk.netaccounts``). The ``ant``
-    profile (the default) takes none of these arguments and writes what it always did.
+    key files under ``orgs/<org>/accounts`` (``consortia.sdk.netaccounts``). Unless
+    ``privacy=False``, every organization also gets a transaction manager (ADR 0028,
+    ``consortia.sdk.nettm``; its ports from ``tm_port``, default ``port + 200``) and every
+    node of it a ``[privacy]`` section naming that manager, so ``privateFor`` works at once.
+    The ``ant`` profile (the default) takes none of these arguments and writes what it
+    always did.
     """
     try:
         prof = Profile(profile)
     except ValueError:
         raise ConfigError(f"unknown profile {profile!r}; local networks are ant or "
                           "quorum") from None
-    evm_args = (evm_chain_id, evm_gas_limit, accounts_per_org, balance)
+    evm_args = (evm_chain_id, evm_gas_limit, accounts_per_org, balance, tm_port,
+                privacy or None)
     if prof is Profile.ANT and any(a is not None for a in evm_args):
-        raise ConfigError("EVM chain id, gas limit, accounts and balance apply to quorum "
-                          "networks; pass profile='quorum'")
+        raise ConfigError("EVM chain id, gas limit, accounts, balance and transaction "
+                          "managers apply to quorum networks; pass profile='quorum'")
     if prof not in (Profile.ANT, Profile.QUORUM):
         raise ConfigError(f"local networks are ant or quorum, not {prof.value}")
     try:
@@ -502,10 +502,14 @@ def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = 
                           f"{', '.join(k.value for k in ConsensusKind)}") from None
     orgs = orgs or ["org1"]
     root = Path(root)
-    plans = _plan(kind, validators, orgs, port, p2p_port)
+    plans = plan_nodes(kind, validators, orgs, port, p2p_port)
     evm_plan = None if prof is Profile.ANT else netaccounts.evm_plan(
         orgs, chain_id=evm_chain_id, gas_limit=evm_gas_limit,
         accounts_per_org=accounts_per_org, balance=balance)
+    tm_plans = [] if prof is Profile.ANT or privacy is False else plan_managers(
+        orgs, port, tm_port, plans)
+    if tm_plans == [] and tm_port is not None:
+        raise ConfigError("a manager port applies to networks with transaction managers")
     if (root / NETWORK_FILE).exists() and not force:
         raise ConfigError(f"{root} already holds a network; pass force to overwrite")
     root.mkdir(parents=True, exist_ok=True)
@@ -519,7 +523,7 @@ def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = 
         cas[org_id] = ca
         names = [("admin", Role.ADMIN), ("alice", Role.CLIENT)]
         names += [(p.id, Role.VALIDATOR) for p in plans if p.org == org_id]
-        for name, role, key, cert in _write_org(root, org_id, ca, names):
+        for name, role, key, cert in write_org(root, org_id, ca, names):
             if i == 0 and role is Role.ADMIN:
                 admin_key, admin_cert = key, cert_der(cert)
             if role is Role.VALIDATOR:
@@ -528,11 +532,17 @@ def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = 
     assert admin_key is not None and admin_cert is not None
     evm = None
     if evm_plan is not None:
-        made = [a for o in orgs for a in _org_accounts(root, o, evm_plan.accounts_per_org)]
+        made = [a for o in orgs for a in write_org_accounts(root, o, evm_plan.accounts_per_org)]
         evm = netaccounts.evm_config(evm_plan, made)
         doc["profile"] = prof.value  # ant keeps the network.json of earlier releases
         doc["evm"] = {"chain_id": evm.chain_id, "gas_limit": evm.gas_limit}
         netaccounts.record(doc, root, made)
+    if tm_plans:
+        doc["managers"] = nettm.write_network_managers(
+            root, cas, {o: read_passphrase(root, o) for o in orgs},
+            {o: Identity.load(root / "orgs" / o / "keystore", "admin", read_passphrase(root, o))
+             for o in orgs}, [(m.org, m.local_port, m.peer_port) for m in tm_plans], host)
+    managers = {m.org: m for m in nettm.recorded(doc, root)}
     config = ChainConfig(
         chain_id=chain_id, profile=prof, suite="p256-sha256",
         consensus=kind,
@@ -547,7 +557,7 @@ def init_network(root: Path, *, chain_id: str = "dev", orgs: list[str] | None = 
         peers = None if p.p2p_port is None else {q.id: f"{host}:{q.p2p_port}"
                                                  for q in plans if q is not p}
         doc["nodes"].append(_write_node(root, p.id, p.org, host, p.api_port, p.p2p_port,
-                                        peers))
+                                        peers, managers.get(p.org)))
     if kind is not ConsensusKind.SOLO:  # solo keeps the network.json of earlier releases
         doc["consensus"] = kind.value
     doc["genesis_hash"] = genesis.hash.hex()
@@ -570,40 +580,19 @@ def _vote_basis(config: ChainConfig | Mapping[str, Any]) -> tuple[int, list[str]
         raise ConfigError(f"not a configuration summary: {exc!r}") from None
 
 
-def _write_org(root: Path, org_id: str, ca: CertificateAuthority,
-               names: list[tuple[str, Role]]) -> list[tuple[str, Role, SigningKey,
-                                                             x509.Certificate]]:
-    """``orgs/<org>/``: a new random passphrase (0600), the CA and an identity per name in
-    the keystore, all encrypted under it; the identities written."""
-    pw = secrets.token_urlsafe(24)
-    org_dir = root / "orgs" / org_id
-    write_secret(org_dir / "passphrase", pw)
-    ks = FileKeystore(org_dir / "keystore")
-    issued = []
-    for name, role in names:
-        key, cert = ca.issue_identity(name, role)
-        ks.save(name, key, cert, ca.cert, pw.encode())
-        issued.append((name, role, key, cert))
-    ca.save(org_dir / "ca", pw.encode())
-    return issued
-
-
-def _org_accounts(root: Path, org_id: str, count: int) -> list[NetworkAccount]:
-    """``count`` new key files for ``org_id`` under a new random password (0600)."""
-    pw = secrets.token_urlsafe(24)
-    write_secret(root / "orgs" / org_id / netaccounts.PASSWORD_FILE, pw)
-    return netaccounts.create_accounts(root, org_id, count, pw)
-
-
 def _write_node(root: Path, node_id: str, org: str, host: str, api_port: int,
-                p2p_port: int | None, peers: dict[str, str] | None) -> dict[str, Any]:
-    """Write ``nodes/<id>/node.toml`` (its identity in its organization's keystore) and
-    return the node's entry for network.json (solo nodes keep the entry of earlier
-    releases: no org, no p2p)."""
-    write_node_config(root / "nodes" / node_id, node_id, genesis="../../genesis.json",
+                p2p_port: int | None, peers: dict[str, str] | None,
+                manager: NetworkManager | None = None) -> dict[str, Any]:
+    """Write ``nodes/<id>/node.toml`` (its identity in its organization's keystore; the
+    ``[privacy]`` section when the organization has a ``manager``) and return the node's
+    entry for network.json (solo nodes keep the entry of earlier releases: no org, no
+    p2p)."""
+    node_dir = root / "nodes" / node_id
+    write_node_config(node_dir, node_id, genesis="../../genesis.json",
                       keystore=f"../../orgs/{org}/keystore",
                       passphrase_file=f"../../orgs/{org}/passphrase", host=host,
-                      api_port=api_port, p2p_port=p2p_port, peers=peers)
+                      api_port=api_port, p2p_port=p2p_port, peers=peers,
+                      privacy=nettm.node_privacy(manager, root, node_dir))
     entry: dict[str, Any] = {"id": node_id, "config": f"nodes/{node_id}/node.toml",
                              "api": f"http://{host}:{api_port}"}
     if p2p_port is not None:

@@ -34,8 +34,15 @@ def node_command(config: Path) -> list[str]:
     return [sys.executable, "-m", "consortia.node", "--config", str(config.resolve())]
 
 
-def is_node_process(pid: int, config: Path) -> bool:
-    """Whether ``pid`` is, right now, the node process of ``config`` (not a zombie)."""
+NODE_MODULE = "consortia.node"
+MANAGER_MODULE = "consortia.privacy"
+"""The transaction manager (``python -m consortia.privacy serve --config <tm.toml>``): a
+local network supervises it with the same PID-file rule as its nodes."""
+
+
+def is_node_process(pid: int, config: Path, module: str = NODE_MODULE) -> bool:
+    """Whether ``pid`` is, right now, the node process of ``config`` (not a zombie); with
+    ``module``, the process of another ``python -m`` program its configuration names."""
     if pid <= 0:
         return False
     if not Path("/proc/self").exists():  # no procfs: trust the PID while it lives
@@ -45,7 +52,8 @@ def is_node_process(pid: int, config: Path) -> bool:
             return False
         return True
     argv = _cmdline(pid)
-    return argv is not None and b"consortia.node" in argv and str(config.resolve()).encode() in argv
+    return (argv is not None and module.encode() in argv
+            and str(config.resolve()).encode() in argv)
 
 
 def _cmdline(pid: int) -> list[bytes] | None:
@@ -67,13 +75,13 @@ def _cmdline(pid: int) -> list[bytes] | None:
         time.sleep(0.005)
 
 
-def read_pid_file(path: Path, config: Path) -> int | None:
+def read_pid_file(path: Path, config: Path, module: str = NODE_MODULE) -> int | None:
     """The PID ``path`` records, if it is still the node process of ``config``."""
     try:
         pid = int(path.read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if is_node_process(pid, config) else None
+    return pid if is_node_process(pid, config, module) else None
 
 
 def write_pid_file(path: Path, pid: int) -> None:
@@ -89,7 +97,7 @@ def remove_pid_file(path: Path) -> None:
         path.unlink()
 
 
-def signal_node(pid: int, config: Path, sig: int) -> bool:
+def signal_node(pid: int, config: Path, sig: int, module: str = NODE_MODULE) -> bool:
     """Send ``sig`` to ``pid`` only if it is the node process of ``config``; whether sent."""
     fd: int | None = None
     try:
@@ -99,7 +107,7 @@ def signal_node(pid: int, config: Path, sig: int) -> bool:
     except (AttributeError, OSError):    # no pidfd here: check, then signal by PID
         fd = None
     try:
-        if not is_node_process(pid, config):
+        if not is_node_process(pid, config, module):
             return False
         if fd is not None:
             signal.pidfd_send_signal(fd, sig)
@@ -113,24 +121,25 @@ def signal_node(pid: int, config: Path, sig: int) -> bool:
             os.close(fd)
 
 
-def wait_gone(pid: int, config: Path, timeout: float) -> bool:
+def wait_gone(pid: int, config: Path, timeout: float, module: str = NODE_MODULE) -> bool:
     """Wait up to ``timeout`` seconds for ``pid`` to stop being ``config``'s node; whether
     it has."""
     deadline = time.monotonic() + timeout
-    while is_node_process(pid, config):
+    while is_node_process(pid, config, module):
         if time.monotonic() >= deadline:
             return False
         time.sleep(_POLL)
     return True
 
 
-def terminate(pid: int, config: Path, timeout: float = STOP_TIMEOUT) -> bool:
+def terminate(pid: int, config: Path, timeout: float = STOP_TIMEOUT,
+              module: str = NODE_MODULE) -> bool:
     """SIGTERM the node process ``pid`` of ``config`` and wait for it to exit, SIGKILL after
     ``timeout`` seconds. A PID that is not that node's is left alone. Whether the node is
     gone afterwards."""
-    if not signal_node(pid, config, signal.SIGTERM):
-        return not is_node_process(pid, config)
-    if wait_gone(pid, config, timeout):
+    if not signal_node(pid, config, signal.SIGTERM, module):
+        return not is_node_process(pid, config, module)
+    if wait_gone(pid, config, timeout, module):
         return True
-    signal_node(pid, config, signal.SIGKILL)
-    return wait_gone(pid, config, timeout)
+    signal_node(pid, config, signal.SIGKILL, module)
+    return wait_gone(pid, config, timeout, module)

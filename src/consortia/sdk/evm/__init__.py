@@ -9,6 +9,7 @@
         deployed = chain.deploy(token, ["Token", "TOK", "1000"], account)
         chain.send(deployed.contract_address, token.abi, "transfer", [to, "10"], account)
         chain.call(deployed.contract_address, token.abi, "balanceOf", [to])
+        chain.deploy(token, [...], account, private_for=[org2_key])  # a private tx (quorum)
 
 Modules: ``tools`` (the pinned npm tool set and its installer), ``compiler`` (Solidity and
 Vyper), ``artifact`` (the JSON artifact), ``keys`` (key files), ``abi`` (text to ABI values),
@@ -26,7 +27,7 @@ from consortia.sdk.evm._errors import (
     TransactionReverted,
 )
 from consortia.sdk.evm.artifact import Artifact, load_abi
-from consortia.sdk.evm.client import DecodedLog, EvmClient, Outcome
+from consortia.sdk.evm.client import DecodedLog, EvmClient, Outcome, private_keys
 from consortia.sdk.evm.compiler import DEFAULT_EVM_VERSION, Compiled, compile_file
 from consortia.sdk.evm.keys import (
     KeyFile,
@@ -45,5 +46,5 @@ __all__ = [
     "DecodedLog", "Diagnostic", "EvmClient", "EvmError", "KeyFile", "KeyFileError",
     "Outcome", "RpcError", "ToolError", "Tools", "TransactionReverted", "accounts_dir",
     "compile_file", "ensure_tools", "import_key", "list_keys", "load_abi", "load_key",
-    "new_key", "read_password", "resolve_key",
+    "new_key", "private_keys", "read_password", "resolve_key",
 ]

@@ -6,12 +6,24 @@ transactions at the node's ``eth_gasPrice``, which is 0 on a gas-price-free netw
 sent with ``eth_sendRawTransaction``; nothing needs an unlocked account on the node.
 
 Before sending, the gas is estimated: a transaction that would revert is refused with the
-revert reason (:class:`TransactionReverted`, nothing sent). A mined transaction that failed
+revert reason (:class:`TransactionReverted`, nothing sent).
+
+With ``private_for`` (base64 public keys of transaction managers), ``deploy`` and ``send``
+make a private transaction the GoQuorum way (ADR 0027, docs/spec/json-rpc.md): the data
+(creation code or call data) is stored in the node's manager (``consortia_storeRaw``), the
+signed transaction carries its 64-byte hash instead, and
+``eth_sendRawPrivateTransaction(raw, {privateFor})`` has the payload delivered to those
+managers before the node submits it. The gas is estimated on the real data (the node reads
+its private state for a private contract); the receipt is the node's private receipt, with
+the contract address and logs only participants see. A mined transaction that failed
 anyway is replayed with ``eth_call`` to recover its reason. Every request has a timeout.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +33,7 @@ from eth_abi.exceptions import DecodingError
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from eth_utils.address import is_address, to_checksum_address
+from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
 from web3.providers.rpc import HTTPProvider
@@ -40,6 +53,8 @@ RECEIPT_TIMEOUT = 120.0
 GAS_MARGIN = 1.2
 """Gas limit = estimate x this (the estimate is exact for the state it ran on, which may
 change before the transaction is mined)."""
+MAX_PRIVATE_FOR = 64
+"""Most recipients a node takes for one private transaction (``privateFor``)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +87,25 @@ class Outcome:
                 "contract_address": self.contract_address, "revert_reason": self.revert_reason,
                 "logs": [{"address": lg.address, "event": lg.event, "args": jsonable(lg.args)}
                          for lg in self.logs]}
+
+
+def private_keys(keys: Sequence[str]) -> list[str]:
+    """``keys`` checked as ``privateFor`` values: 1 to 64 distinct base64 32-byte public
+    keys; :class:`BadArgument` (``bad_private_for``) otherwise, before anything is sent."""
+    if not 1 <= len(keys) <= MAX_PRIVATE_FOR:
+        raise BadArgument(f"a private transaction names 1 to {MAX_PRIVATE_FOR} recipient "
+                          f"keys (got {len(keys)})", code="bad_private_for")
+    for key in keys:
+        try:
+            raw = base64.b64decode(key, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            raise BadArgument(f"not a transaction manager public key (base64 of 32 bytes): "
+                              f"{key!r}", code="bad_private_for")
+    if len(set(keys)) != len(keys):
+        raise BadArgument("a recipient key is named twice", code="bad_private_for")
+    return list(keys)
 
 
 def _address(text: str) -> ChecksumAddress:
@@ -169,8 +203,12 @@ class EvmClient:
     # --- the three operations ------------------------------------------------------------
 
     def deploy(self, artifact: Artifact, args: list[str], account: LocalAccount, *,
-               gas: int | None = None, receipt_timeout: float = RECEIPT_TIMEOUT) -> Outcome:
-        """Deploy ``artifact`` with constructor ``args`` (text, converted by the ABI)."""
+               gas: int | None = None, receipt_timeout: float = RECEIPT_TIMEOUT,
+               private_for: Sequence[str] | None = None) -> Outcome:
+        """Deploy ``artifact`` with constructor ``args`` (text, converted by the ABI);
+        with ``private_for``, privately for those managers' organizations and the
+        sender's own."""
+        keys = None if private_for is None else private_keys(private_for)
         if artifact.bytecode in ("", "0x"):
             raise BadArgument(f"{artifact.contract_name} has no bytecode (an interface or "
                               "abstract contract)", code="bad_artifact")
@@ -178,7 +216,7 @@ class EvmClient:
         factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
         tx = self._rpc("build", lambda: factory.constructor(*values).build_transaction(
             self._base(account, gas)))
-        return self._submit(tx, account, artifact.abi, receipt_timeout, gas is None)
+        return self._submit(tx, account, artifact.abi, receipt_timeout, gas is None, keys)
 
     def call(self, address: str, abi: list[dict[str, Any]], function: str, args: list[str], *,
              sender: str | None = None) -> Any:
@@ -193,15 +231,42 @@ class EvmClient:
 
     def send(self, address: str, abi: list[dict[str, Any]], function: str, args: list[str],
              account: LocalAccount, *, value: int = 0, gas: int | None = None,
-             receipt_timeout: float = RECEIPT_TIMEOUT) -> Outcome:
-        """Send a transaction calling ``function``; wait for its receipt."""
+             receipt_timeout: float = RECEIPT_TIMEOUT,
+             private_for: Sequence[str] | None = None) -> Outcome:
+        """Send a transaction calling ``function``; wait for its receipt. With
+        ``private_for``, a private transaction (``value`` must be 0: a private transaction
+        moves no public ether)."""
+        keys = None if private_for is None else private_keys(private_for)
+        if keys is not None and value:
+            raise BadArgument("a private transaction carries no value", code="bad_argument")
         entry = find_function(abi, function, len(args))
         values = coerce_args(entry, args)
         contract = self.w3.eth.contract(address=_address(address), abi=abi)
         fn = contract.get_function_by_signature(signature(entry))(*values)
         tx = self._rpc("build", lambda: fn.build_transaction(
             {**self._base(account, gas), "value": value}))
-        return self._submit(tx, account, abi, receipt_timeout, gas is None)
+        return self._submit(tx, account, abi, receipt_timeout, gas is None, keys)
+
+    # --- private transactions ------------------------------------------------------------
+
+    def store_raw(self, payload: bytes) -> bytes:
+        """Store ``payload`` in the node's transaction manager; its 64-byte hash (what the
+        signed transaction's data must be)."""
+        found = self._rpc("consortia_storeRaw", self.w3.manager.request_blocking,
+                          "consortia_storeRaw", ["0x" + payload.hex()])
+        digest = bytes(HexBytes(found))
+        if len(digest) != 64:
+            raise RpcError(f"consortia_storeRaw at {self.url} answered {len(digest)} bytes, "
+                           "not a 64-byte payload hash")
+        return digest
+
+    def send_raw_private(self, raw: bytes, private_for: Sequence[str]) -> bytes:
+        """Send a signed transaction whose data is a stored payload's hash, the payload
+        delivered to ``private_for`` first; the transaction hash."""
+        found = self._rpc("eth_sendRawPrivateTransaction", self.w3.manager.request_blocking,
+                          "eth_sendRawPrivateTransaction",
+                          ["0x" + raw.hex(), {"privateFor": private_keys(private_for)}])
+        return bytes(HexBytes(found))
 
     # --- internals -----------------------------------------------------------------------
 
@@ -216,12 +281,18 @@ class EvmClient:
         return base
 
     def _submit(self, tx: dict[str, Any], account: LocalAccount, abi: list[dict[str, Any]],
-                receipt_timeout: float, estimated: bool) -> Outcome:
+                receipt_timeout: float, estimated: bool,
+                private_for: list[str] | None = None) -> Outcome:
         if estimated:  # build_transaction estimated the gas for the state of now
             tx["gas"] = int(tx["gas"] * GAS_MARGIN)
-        signed = account.sign_transaction(tx)
-        tx_hash = self._rpc("eth_sendRawTransaction", self.w3.eth.send_raw_transaction,
-                            signed.raw_transaction)
+        if private_for is None:
+            signed = account.sign_transaction(tx)
+            tx_hash = self._rpc("eth_sendRawTransaction", self.w3.eth.send_raw_transaction,
+                                signed.raw_transaction)
+        else:  # the chain carries the payload's hash; the managers carry the payload
+            marker = {**tx, "data": self.store_raw(bytes(HexBytes(tx["data"])))}
+            signed = account.sign_transaction(marker)
+            tx_hash = self.send_raw_private(bytes(signed.raw_transaction), private_for)
         try:
             receipt = self.w3.eth.wait_for_transaction_receipt(
                 tx_hash, timeout=receipt_timeout, poll_latency=0.1)
