@@ -5,40 +5,32 @@ to an object with ``url``, ``fund(addresses)``, ``pid()`` and ``stop()`` — so 
 drives a Consortia network exactly as it drives Hardhat or ganache: over Ethereum JSON-RPC.
 
 The network is what a user gets from ``consortia dev init --profile quorum``
-(``init_network``): one solo validator, or four pbft validators of two organizations, each
-a ``python -m consortia.node`` process. *Funding* differs by design: quorum chains charge
-no gas, so accounts need no ether, but only accounts bound to an organization may send
-(ADR 0025). ``fund`` therefore binds the addresses to ``org1`` with one ``account_update``
-signed by its admin and waits until it commits. The JSON-RPC URL is the first validator's.
+(``init_network``, started with ``LocalNetwork.start``): one solo validator, or four pbft
+validators of two organizations, each a ``python -m consortia.node`` process. *Funding*
+differs by design: quorum chains charge no gas, so accounts need no ether, but only
+accounts bound to an organization may send (ADR 0025). ``fund`` therefore binds the
+addresses to ``org1`` with one ``account_update`` signed by its admin and waits until it
+commits. The JSON-RPC URL is the first validator's.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
 
 from consortia.sdk.client import NodeClient
 from consortia.sdk.network import LocalNetwork, init_network
 
 START_TIMEOUT_S = 90.0
-STOP_TIMEOUT_S = 15.0
 
 
 @dataclass
 class ConsortiaNetwork:
-    """A running local quorum network: its node processes and first validator's RPC URL."""
+    """A running local quorum network and its first validator's JSON-RPC URL."""
 
     name: str
     net: LocalNetwork
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -54,72 +46,26 @@ class ConsortiaNetwork:
             raise RuntimeError(f"binding the bench accounts: {reply}")
 
     def pid(self) -> int:
-        return self.processes[0].pid
+        first = self.net.nodes()[0].id
+        pid = next(s.pid for s in self.net.status() if s.id == first)
+        assert pid is not None
+        return pid
 
     def stop(self) -> None:
-        for p in self.processes:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in self.processes:
-            try:
-                p.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait(timeout=STOP_TIMEOUT_S)
+        self.net.stop()
 
 
 def _launch(name: str, port: int, workdir: Path, *, validators: int) -> ConsortiaNetwork:
-    root = workdir / name
+    """``init_network`` as ``consortia dev init --profile quorum --no-privacy`` would (the
+    bench sends public transfers: no transaction managers), started in the background."""
     kwargs: dict[str, object] = {"orgs": ["org1"], "consensus": "solo"}
     if validators > 1:
         kwargs = {"orgs": ["org1", "org2"], "consensus": "pbft", "validators": validators,
                   "p2p_port": port + 100}
-    net = init_network(root, chain_id=name, port=port, profile="quorum",
-                       accounts_per_org=1, **kwargs)  # type: ignore[arg-type]
-    running = ConsortiaNetwork(name, net)
-    try:
-        for node in net.nodes():
-            log = (node.config.parent / "node.log").open("ab")
-            running.processes.append(subprocess.Popen(
-                [sys.executable, "-m", "consortia.node", "--config", str(node.config)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True))
-            log.close()
-        _wait_ready(running)
-    except BaseException:
-        running.stop()
-        raise
-    return running
-
-
-def _wait_ready(running: ConsortiaNetwork) -> None:
-    """Every node answers /healthz and the first one's JSON-RPC answers eth_chainId."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    with httpx.Client(timeout=2.0) as http:
-        for node, proc in zip(running.net.nodes(), running.processes, strict=True):
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{node.id} exited ({proc.returncode}); see "
-                                       f"{node.config.parent / 'node.log'}")
-                try:
-                    if http.get(f"{node.api}/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{node.id} did not start in {START_TIMEOUT_S:.0f} s")
-                time.sleep(0.2)
-        while True:
-            try:
-                reply = http.post(running.url, json={"jsonrpc": "2.0", "id": 1, "method":
-                                                     "eth_blockNumber", "params": []}).json()
-                if "result" in reply:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("JSON-RPC did not answer")
-            time.sleep(0.2)
+    net = init_network(workdir / name, chain_id=name, port=port, profile="quorum",
+                       accounts_per_org=1, privacy=False, **kwargs)  # type: ignore[arg-type]
+    net.start(timeout=START_TIMEOUT_S)
+    return ConsortiaNetwork(name, net)
 
 
 LAUNCHERS: dict[str, Callable[[int, Path], ConsortiaNetwork]] = {
