@@ -9,6 +9,8 @@ Real node processes and web3: ``tests/integration/test_control_quorum.py``.
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,8 +27,9 @@ from consortia.sdk.tx import SignedTx
 from consortia.types.config import Profile
 from consortia.types.tx import AccountUpdate
 from tests.control_api_suite import error_code
-from tests.control_helpers import ControlWorld, make_world
+from tests.control_helpers import ControlWorld, make_world, require_node
 
+STATIC = Path(__file__).parents[2] / "src" / "consortia" / "control" / "http" / "static"
 ADDR = Account.from_key(b"\x11" * 32).address
 """An EIP-55 checksummed address."""
 
@@ -276,3 +279,27 @@ def _first_node(c: TestClient, net: dict[str, Any]) -> str:
     nodes = c.get(f"/v1/networks/{net['id']}/members/{net['member']['id']}/nodes").json()
     node_id: str = nodes["items"][0]["id"]
     return node_id
+
+
+# --- console -------------------------------------------------------------------------------
+
+
+def test_the_console_shows_the_profile_and_rpc_urls(world: ControlWorld) -> None:
+    """explorer-core.js's ``chainSummary`` (what the page prints above an answer's JSON),
+    run by Node.js on the API's own answers."""
+    node = require_node()
+    with world.client(world.creds("acme")) as c:
+        net = create(c, evm_chain_id=99)
+        world.flush()
+        nodes = c.get(f"/v1/networks/{net['id']}/members/{net['member']['id']}/nodes").json()
+        networks = c.get("/v1/networks").json()
+    core = (STATIC / "explorer-core.js").as_uri()
+    script = (f"import {{ chainSummary }} from {json.dumps(core)};\n"
+              f"for (const b of {json.dumps([networks, nodes])}) "
+              "console.log(JSON.stringify(chainSummary(b)));")
+    proc = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True,
+                          text=True, timeout=60, check=True)
+    net_lines, node_lines = (json.loads(line) for line in proc.stdout.splitlines())
+    assert net_lines == ["network q: profile quorum, EVM chain id 99"]
+    (only,) = nodes["items"]
+    assert node_lines == [f"node {only['name']}: Ethereum JSON-RPC {only['rpc_url']}"]
