@@ -21,10 +21,15 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from consortia.control.provision import NodeStatus as ProvStatus
+from consortia.control.services import Actor
+from consortia.control.services.networks import NewNetwork
+from consortia.control.store.enums import Profile as NetworkProfile
+from consortia.control.store.enums import UsageMode, UserRole
 from consortia.control.store.models import AuditRecord
 from consortia.sdk import load_genesis
 from consortia.sdk.tx import SignedTx
 from consortia.types.config import Profile
+from consortia.types.errors import InvalidRequest
 from consortia.types.tx import AccountUpdate
 from tests.control_api_suite import error_code
 from tests.control_helpers import ControlWorld, make_world, require_node
@@ -303,3 +308,16 @@ def test_the_console_shows_the_profile_and_rpc_urls(world: ControlWorld) -> None
     assert net_lines == ["network q: profile quorum, EVM chain id 99"]
     (only,) = nodes["items"]
     assert node_lines == [f"node {only['name']}: Ethereum JSON-RPC {only['rpc_url']}"]
+
+
+def test_the_service_checks_evm_settings_without_the_schema(world: ControlWorld) -> None:
+    """Callers in process (``Control.networks``) get the same refusals as the API."""
+    acme = world.tenants["acme"]
+    owner = Actor(tenant_id=acme.tenant.id, user_id=acme.owner.id, role=UserRole.OWNER,
+                  request_id="test")
+    for bad in ({"evm_chain_id": 0}, {"evm_chain_id": 2**53}, {"evm_gas_limit": 1}):
+        spec = NewNetwork(name="q", profile=NetworkProfile.QUORUM,
+                          usage_mode=UsageMode.STANDARD, **bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidRequest) as raised:
+            world.control.networks.create(owner, spec)
+        assert raised.value.code == "invalid_evm_config", bad

@@ -267,7 +267,8 @@ def _check_evm(spec: NewNetwork) -> int | None:
         return None
     gas_limit = DEFAULT_GAS_LIMIT if spec.evm_gas_limit is None else spec.evm_gas_limit
     try:
-        EvmConfig(spec.evm_chain_id or DEFAULT_EVM_CHAIN_ID, gas_limit).validate(set())
+        chain_id = DEFAULT_EVM_CHAIN_ID if spec.evm_chain_id is None else spec.evm_chain_id
+        EvmConfig(chain_id, gas_limit).validate(set())
     except ConfigError as exc:
         raise InvalidRequest(exc.message, code="invalid_evm_config") from None
     return gas_limit
