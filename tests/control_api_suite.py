@@ -25,6 +25,10 @@ from consortia.sdk import Credentials
 from tests.control_helpers import PASSWORD, ControlWorld, make_world
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+ADDRESS = "0x5B38Da6a701c568545dCfcB03FcB875f56beddC4"
+"""An Ethereum address (EIP-55), for the accounts of quorum networks."""
+NOT_IDS = {"evm_chain_id"}
+"""Body fields named ``*_id`` that name no resource (an EIP-155 chain id is a number)."""
 
 
 def error_code(response: Any) -> str:
@@ -210,7 +214,8 @@ class ControlApiSuite:
                  "target_member_id": net["member"]["id"], "identity_id": ca["identity_id"],
                  "certificate_id": ca["certificate_id"], "csr_id": ca["csr_id"],
                  "enrollment_id": "alice", "channel_id": channel.json()["id"],
-                 "join_code_id": code["id"], "application_id": application["id"]}
+                 "join_code_id": code["id"], "application_id": application["id"],
+                 "address": ADDRESS}
         csr_pem = make_csr(get_suite("p256-sha256").generate_key(), "alice")
         bodies: dict[str, dict[str, Any]] = {
             "update_user": {"role": "viewer"}, "create_member": {"name": "intruder"},
@@ -221,7 +226,8 @@ class ControlApiSuite:
             "reenroll_certificate": {"csr_pem": csr_pem}, "revoke_certificate": {},
             "revoke_identity": {}, "create_csr_request": {"csr_pem": csr_pem},
             "reject_csr_request": {"reason": "intruder"}, "create_channel": {"name": "intruder"},
-            "create_join_bundle": {"passphrase": "a long enough passphrase"}}
+            "create_join_bundle": {"passphrase": "a long enough passphrase"},
+            "bind_account": {"address": ADDRESS}}
         b_tenant = world.tenants["globex"].tenant.id
 
         checked = []
@@ -229,11 +235,11 @@ class ControlApiSuite:
             for path, item in spec["paths"].items():
                 for method, op in item.items():
                     params = op.get("parameters", [])
-                    path_ids = [p["name"] for p in params if p["in"] == "path"]
+                    path_ids = [p["name"] for p in params if p["in"] == "path"]  # (address too)
                     query_ids = [p["name"] for p in params
                                  if p["in"] == "query" and p["name"].endswith("_id")]
                     body_ids = [name for name in _body_properties(spec, op)
-                                if name.endswith("_id")]
+                                if name.endswith("_id") and name not in NOT_IDS]
                     for name in (*path_ids, *query_ids, *body_ids):
                         assert name in a_ids, (f"{op['operationId']} takes {name}: teach "
                                                "this test tenant A's id for it")
@@ -272,7 +278,8 @@ class ControlApiSuite:
                 "create_join_code", "list_join_codes", "revoke_join_code",
                 "get_join_application", "withdraw_join_application",
                 "list_network_join_applications", "accept_join_application",
-                "reject_join_application"} <= set(checked)
+                "reject_join_application", "bind_account", "list_accounts",
+                "unbind_account"} <= set(checked)
         with world.client(bob) as c:  # nothing of acme's was touched
             assert c.get("/v1/tenant").json()["user"]["role"] == "operator"
             assert c.get(f"/v1/access-keys/{bob.access_key_id}").json()["status"] == "ACTIVE"
@@ -512,6 +519,13 @@ class ControlApiSuite:
             mine_app = call("join_application.create", "POST", apps, json={
                 "join_code": their_code, "member_name": "acme-org"}).json()
             call("join_application.withdraw", "POST", f"{apps}/{mine_app['id']}/withdraw")
+            # a quorum network's member binds an Ethereum account, then unbinds it
+            quorum = call("network.create", "POST", "/v1/networks", json={
+                "name": "evm", "profile": "quorum", "consensus": "solo"}).json()
+            world.flush()
+            accounts = f"/v1/networks/{quorum['id']}/members/{quorum['member']['id']}/accounts"
+            call("account.bind", "POST", accounts, json={"address": ADDRESS})
+            call("account.unbind", "DELETE", f"{accounts}/{ADDRESS}")
             # a refused change is recorded too, with its code and status
             r = c.patch("/v1/users/usr-doesnotexist0000", json={"role": "admin"})
             assert r.status_code == 404

@@ -50,6 +50,7 @@ from consortia.control.store import db
 from consortia.sdk import Credentials, SigningAuth
 from consortia.sdk.tx import SignedTx
 from consortia.types.errors import Conflict, NotFound
+from consortia.types.tx import AccountUpdate
 
 PASSWORD = "correct horse battery"
 FAST_LIMIT = RateLimit(per_second=10_000.0, burst=10_000)
@@ -166,19 +167,38 @@ class FakeProvisioner:
 
 class FakeGateway:
     """A node API that commits every transaction it is given (``refuse``: answers them
-    invalid with that code instead), counting the configuration sequence."""
+    invalid with that code instead), counting the configuration sequence. It keeps the
+    account bindings ``account_update`` transactions make (``accounts``: address hex →
+    organization) as a quorum chain's configuration would, refusing an address bound
+    already (``account_bound``) or unbinding one the organization does not hold
+    (``unknown_account``); the real rule runs in tests/integration/test_control_quorum.py."""
 
     def __init__(self) -> None:
         self.sequence = 0
         self.committed: list[SignedTx] = []
         self.refuse: str | None = None
+        self.accounts: dict[str, str] = {}
 
     def chain_info(self, api_url: str) -> dict[str, Any]:
-        return {"height": len(self.committed), "config": {"sequence": self.sequence}}
+        evm = {"accounts": [{"address": a, "org_id": o} for a, o in self.accounts.items()]}
+        return {"height": len(self.committed), "config": {"sequence": self.sequence,
+                                                          "evm": evm}}
 
     def commit(self, api_url: str, tx: SignedTx, *, timeout: float) -> dict[str, Any]:
         if self.refuse is not None:
             return {"tx_id": tx.id_hex, "status": "invalid", "error": self.refuse}
+        body = tx.payload.body
+        if isinstance(body, AccountUpdate):
+            keys = ["0x" + a.hex() for a in body.addresses]
+            if body.op == "add" and any(k in self.accounts for k in keys):
+                return {"tx_id": tx.id_hex, "status": "invalid", "error": "account_bound"}
+            if body.op == "remove" and any(self.accounts.get(k) != body.org_id for k in keys):
+                return {"tx_id": tx.id_hex, "status": "invalid", "error": "unknown_account"}
+            for k in keys:
+                if body.op == "add":
+                    self.accounts[k] = body.org_id
+                else:
+                    del self.accounts[k]
         self.committed.append(tx)
         self.sequence += 1
         return {"tx_id": tx.id_hex, "status": "committed", "height": len(self.committed)}

@@ -141,3 +141,25 @@ def test_credentials_from_a_profile_file(world: ControlWorld, server: LiveServer
     assert code == 1 and "no profile [default]" in err
     code, _, err = run(bare, "network", "list")
     assert code == 1 and "no control-plane credentials" in err
+
+
+def test_quorum_networks_and_member_accounts(env: dict[str, str]) -> None:
+    net = ok_json(env, "network", "create", "evm", "--profile", "quorum", "--consensus",
+                  "solo", "--evm-chain-id", "31337")
+    assert (net["profile"], net["evm_chain_id"], net["status"]) == ("quorum", 31337,
+                                                                   "AVAILABLE")
+    member = net["member"]["id"]
+    (node,) = ok_json(env, "node", "list", net["id"], member)
+    assert node["rpc_url"] == node["api_endpoint"] + "/rpc"
+    address = "0x5B38Da6a701c568545dCfcB03FcB875f56beddC4"
+    bound = ok_json(env, "member", "account", "bind", net["id"], member, address.lower())
+    assert (bound["address"], bound["member_id"]) == (address, member)
+    code, out, _ = run(env, "member", "account", "list", net["id"], member)
+    assert code == 0 and address in out
+    code, _, err = run(env, "member", "account", "bind", net["id"], member, address)
+    assert code == 1 and "account_already_bound" in err
+    code, _, err = run(env, "member", "account", "bind", net["id"], member, "0x12")
+    assert code == 1 and "invalid_address" in err
+    assert ok_json(env, "member", "account", "unbind", net["id"], member, address) == {
+        "unbound": address, "member_id": member}
+    assert ok_json(env, "member", "account", "list", net["id"], member) == []

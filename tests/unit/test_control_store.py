@@ -90,7 +90,7 @@ def test_migrations_ship_inside_the_package() -> None:
     assert db.MIGRATIONS_DIR.is_relative_to(Path(db.__file__).parent)
     assert (db.MIGRATIONS_DIR / "env.py").is_file()
     assert (db.MIGRATIONS_DIR / "script.py.mako").is_file()
-    assert db.head_revision() == "0007"
+    assert db.head_revision() == "0008"
 
 
 def test_new_revision_without_model_changes_is_empty(tmp_path: Path,

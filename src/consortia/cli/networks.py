@@ -5,7 +5,9 @@ nodes' statuses drawn live, until the chain is AVAILABLE (``--no-wait`` returns 
 ``node create`` waits for the node (an ``--external`` one is registered, and ``node
 bundle`` downloads its join bundle for ``node join``); deletes ask for the name to be typed back
 (``--confirm NAME`` for scripts). ``node start`` / ``node verify`` (``cli/node.py``) run
-and check a node process from its files; they share the ``node`` group.
+and check a node process from its files; they share the ``node`` group. ``member account
+bind|list|unbind`` manage the Ethereum accounts of a member of a quorum network (ADR 0029;
+``consortia account`` is the local key files that sign with them).
 """
 
 from __future__ import annotations
@@ -34,11 +36,17 @@ from consortia.types.errors import ConsortiaError
 network_app = typer.Typer(help="Networks of the control plane: create, list, get, delete.",
                           no_args_is_help=True)
 member_app = typer.Typer(help="Members (organizations) of a network.", no_args_is_help=True)
+member_account_app = typer.Typer(help="Ethereum accounts bound to a member on a quorum "
+                                      "network (who may send transactions).",
+                                 no_args_is_help=True)
+member_app.add_typer(member_account_app, name="account")
 node_app = node_cli.app
 
 NETWORK_COLUMNS = ("id", "name", "profile", "consensus", "usage_mode", "status", "created_at")
 MEMBER_COLUMNS = ("id", "name", "tenant_id", "status", "status_reason", "created_at")
-NODE_COLUMNS = ("id", "name", "node_type", "status", "health", "api_endpoint", "p2p_endpoint")
+NODE_COLUMNS = ("id", "name", "node_type", "status", "health", "api_endpoint", "p2p_endpoint",
+                "rpc_url")
+ACCOUNT_COLUMNS = ("address", "org_id")
 
 NetworkArg = Annotated[str, typer.Argument(help="network id (net-…)")]
 MemberArg = Annotated[str, typer.Argument(help="member id (mem-…)")]
@@ -61,9 +69,16 @@ def reporter(json_out: bool) -> LiveReporter | QuietReporter:
 @network_app.command("create")
 def network_create(
         name: Annotated[str, typer.Argument(help="the network's name")],
-        profile: Annotated[str, typer.Option(help="ant (fabric, quorum: later)")] = "ant",
+        profile: Annotated[str, typer.Option(
+            help="ant (notary) or quorum (EVM, Ethereum JSON-RPC); fabric: later")] = "ant",
         consensus: Annotated[str | None, typer.Option(
-            help="solo, raft or pbft (default: the profile's, ant: pbft)")] = None,
+            help="solo, raft or pbft (default: the profile's, ant: pbft, quorum: raft)")
+        ] = None,
+        evm_chain_id: Annotated[int | None, typer.Option(
+            min=1, help="quorum: the EIP-155 chain id (default: lowest unused from 1337)")
+        ] = None,
+        evm_gas_limit: Annotated[int | None, typer.Option(
+            min=1, help="quorum: the block gas limit (default 30000000)")] = None,
         validators: Annotated[int | None, typer.Option(
             min=1, help="founding validators (solo 1, raft 3, pbft ≥ 4)")] = None,
         member: Annotated[str | None, typer.Option(
@@ -83,6 +98,7 @@ def network_create(
                                validators=validators, member_name=member,
                                usage_mode="standard" if standard else None,
                                voting_policy=policy, description=description,
+                               evm_chain_id=evm_chain_id, evm_gas_limit=evm_gas_limit,
                                client_token=client_token)
         created = net
         if wait and not standard:
@@ -185,6 +201,42 @@ def member_delete(network_id: NetworkArg, member_id: MemberArg, confirm: Confirm
             print_json({"deleted": member_id})
         else:
             console.print(f"member [cyan]{m.name}[/] ({member_id}) deleted")
+
+
+# --- a member's Ethereum accounts (quorum) -------------------------------------------------
+
+AddressArg = Annotated[str, typer.Argument(help="Ethereum address (0x and 40 hex digits)")]
+
+
+@member_account_app.command("bind")
+def account_bind(network_id: NetworkArg, member_id: MemberArg, address: AddressArg,
+                 json_out: JsonOpt = False) -> None:
+    """Let ADDRESS send Ethereum transactions for your member (a configuration change the
+    control plane signs with the member's admin; waits until it committed)."""
+    with api(json_out) as c, err_console.status(f"binding {address} …"):
+        a = c.bind_account(network_id, member_id, address)
+    show_one(a, title=f"account of {member_id}", json_out=json_out)
+
+
+@member_account_app.command("list")
+def account_list(network_id: NetworkArg, member_id: MemberArg,
+                 json_out: JsonOpt = False) -> None:
+    """The accounts the chain binds to a member (read from its configuration)."""
+    with api(json_out) as c:
+        show_list(c.list_accounts(network_id, member_id), ACCOUNT_COLUMNS,
+                  title=f"accounts of {member_id}", json_out=json_out)
+
+
+@member_account_app.command("unbind")
+def account_unbind(network_id: NetworkArg, member_id: MemberArg, address: AddressArg,
+                   json_out: JsonOpt = False) -> None:
+    """Stop ADDRESS transacting for your member (waits until the change committed)."""
+    with api(json_out) as c, err_console.status(f"unbinding {address} …"):
+        c.unbind_account(network_id, member_id, address)
+    if json_out:
+        print_json({"unbound": address, "member_id": member_id})
+    else:
+        console.print(f"account [cyan]{address}[/] unbound from {member_id}")
 
 
 # --- nodes ---------------------------------------------------------------------------------

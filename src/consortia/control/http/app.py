@@ -40,6 +40,7 @@ from consortia.control.http.middleware import RequestContextMiddleware
 from consortia.control.http.ratelimit import TokenBuckets
 from consortia.control.http.routes import (
     access_keys,
+    accounts,
     applications,
     audit,
     ca,
@@ -104,6 +105,8 @@ TAGS: list[dict[str, Any]] = [
                                             "rejected by its admins."},
     {"name": "channels", "description": "Ledgers shared by some members of a network, "
                                          "each a chain of its own."},
+    {"name": "accounts", "description": "Ethereum accounts a member binds to its "
+                                         "organization on a quorum chain (ADR 0029)."},
     {"name": "service", "description": "Health of the control plane."},
 ]
 
@@ -151,7 +154,7 @@ def create_app(settings: ControlSettings, *, control: Control | None = None) -> 
         app.include_router(module.api)
     for api in (networks.networks, networks.members, networks.nodes, governance.proposals,
                 governance.invitations, applications.join_codes, applications.applications,
-                channels.channels):
+                channels.channels, accounts.accounts):
         app.include_router(api)
     for api in (ca.identities, ca.certificates, ca.csrs):
         app.include_router(api)

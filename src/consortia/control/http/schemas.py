@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from consortia.control.store.enums import (
     AccessKeyStatus,
@@ -33,6 +33,7 @@ from consortia.control.store.enums import (
     UserRole,
     UserStatus,
 )
+from consortia.types.evm_config import MAX_EVM_CHAIN_ID, MAX_GAS_LIMIT, MIN_GAS_LIMIT
 
 ClientToken = Annotated[str, Field(
     min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$",
@@ -253,10 +254,10 @@ class MemberConfig(_In):
 class NetworkCreate(_In):
     name: Name
     description: Description = ""
-    profile: Profile = Field(description="Only ant chains can be created in this release; "
-                                         "fabric and quorum answer 422 profile_not_available.")
+    profile: Profile = Field(description="ant (notary) or quorum (EVM, Ethereum JSON-RPC) "
+                                         "chains; fabric answers 422 profile_not_available.")
     consensus: Consensus | None = Field(
-        default=None, description="Default: the profile's (ant: pbft).")
+        default=None, description="Default: the profile's (ant: pbft, quorum: raft).")
     usage_mode: UsageMode = Field(
         default=UsageMode.QUICK,
         description="quick: the operator is also the first member, created with the network, "
@@ -266,6 +267,14 @@ class NetworkCreate(_In):
     validators: Validators = None
     member: MemberConfig | None = Field(
         default=None, description="Quick mode: the first member (default name: the tenant's).")
+    evm_chain_id: int | None = Field(
+        default=None, ge=1, le=MAX_EVM_CHAIN_ID, examples=[1337],
+        description="quorum: the EIP-155 chain id Ethereum transactions are signed for "
+                    "(default: the lowest from 1337 up that no network of this control "
+                    "plane ever had; 409 evm_chain_id_taken if taken).")
+    evm_gas_limit: int | None = Field(
+        default=None, ge=MIN_GAS_LIMIT, le=MAX_GAS_LIMIT,
+        description="quorum: the block gas limit (default 30 000 000).")
     client_token: ClientToken | None = None
 
 
@@ -283,6 +292,10 @@ class Network(BaseModel):
     status_reason: str | None
     genesis_hash: str | None = Field(description="Hash of the chain's genesis block (hex), "
                                                  "once the chain is built.")
+    evm_chain_id: int | None = Field(default=None, description="quorum: the EIP-155 chain "
+                                                               "id; null for other profiles.")
+    evm_gas_limit: int | None = Field(default=None, description="quorum: the block gas "
+                                                                "limit; null otherwise.")
     created_at: datetime
     updated_at: datetime
 
@@ -375,6 +388,13 @@ class Node(_Out):
     provisioner: Provisioner
     api_endpoint: str | None = Field(description="Base URL of its node API.")
     p2p_endpoint: str | None = Field(description="host:port of its p2p transport.")
+    rpc_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("rpc_url", "rpc_endpoint"),
+        description="quorum: its Ethereum JSON-RPC over HTTP (web3, ethers, Hardhat); null "
+                    "for other profiles and for channels' validators.")
+    ws_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("ws_url", "ws_endpoint"),
+        description="quorum: its Ethereum JSON-RPC over WebSocket (eth_subscribe).")
     channel_id: str | None = Field(
         default=None, description="The channel whose own chain it runs (ADR 0017); null: "
                                   "the network's chain.")

@@ -23,7 +23,8 @@ from consortia.control.store.models import AuditRecord
 if TYPE_CHECKING:
     from consortia.control.services.control import Control
 
-_ID_MAX = 32
+_ID_MAX = 64
+"""``resource_id``'s width: ids, and Ethereum addresses (``account.*``)."""
 _TEXT_MAX = 64
 
 

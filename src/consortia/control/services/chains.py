@@ -21,6 +21,11 @@ not kept: the CA, which the control plane holds for its members, can always issu
 
 On-chain ids are the control plane's ids: the chain id is the network id (a channel's
 chain: the channel id), an organization id the member id, a validator id the node id.
+
+A ``quorum`` network's chain gets the ``evm`` section (ADR 0025, 0029) with the network's
+EIP-155 chain id and gas limit and no account bound: its members bind their own
+(``services/accounts.py``). A channel's chain is a notary (``ant``) chain whatever the
+network's profile.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from sqlalchemy.orm import Session
 from consortia.control.auth.keys import MEMBER_CA_KEY, SecretBox
 from consortia.control.provision.base import NodeSpec
 from consortia.control.store.enums import NodeStatus, NodeType, ResourceStatus
+from consortia.control.store.enums import Profile as NetworkProfile
 from consortia.control.store.models import Channel, Member, Network, Node
 from consortia.crypto import CryptoError, get_suite
 from consortia.identity.ca import CertificateAuthority, cert_der
@@ -57,9 +63,12 @@ from consortia.types.config import (
     ValidatorConfig,
 )
 from consortia.types.errors import ConsortiaError
+from consortia.types.evm_config import EvmConfig
 from consortia.types.tx import ValidatorUpdate
 
 CA_SUITE = "p256-sha256"
+RPC_PATH = "/rpc"
+"""Where a quorum node serves Ethereum JSON-RPC under its API (HTTP and WebSocket)."""
 ADMIN_VALIDITY = dt.timedelta(hours=1)
 """How long an admin certificate issued to sign one configuration stays valid."""
 GONE = (NodeStatus.DELETING, NodeStatus.DELETED)
@@ -160,8 +169,13 @@ class ChainFiles:
                     validators: list[Node], host: str) -> str:
         """The chain of ``network`` founded by ``member`` with ``validators`` (its nodes):
         their directories, then genesis signed by the member's admin; the genesis hash."""
+        evm = None
+        if network.profile is NetworkProfile.QUORUM:
+            if network.evm_chain_id is None or network.evm_gas_limit is None:
+                raise ValueError(f"quorum network {network.id} has no EVM chain id")
+            evm = EvmConfig(network.evm_chain_id, network.evm_gas_limit)
         return self._write(network, network.chain_id, None, network.consensus.value,
-                           [member], member, ca, validators, host)
+                           [member], member, ca, validators, host, evm)
 
     def write_channel(self, network: Network, channel: Channel, members: list[Member],
                       founder: Member, ca: CertificateAuthority, validators: list[Node],
@@ -174,7 +188,8 @@ class ChainFiles:
 
     def _write(self, network: Network, chain_id: str, channel_id: str | None,
                consensus: str, members: list[Member], founder: Member,
-               ca: CertificateAuthority, validators: list[Node], host: str) -> str:
+               ca: CertificateAuthority, validators: list[Node], host: str,
+               evm: EvmConfig | None = None) -> str:
         certs = {}
         for node in validators:
             peers = {o.id: o.p2p_endpoint for o in validators
@@ -183,13 +198,14 @@ class ChainFiles:
         orgs = tuple(OrgConfig(m.org_id, ca.cert_der if m.id == founder.id else member_ca_der(m))
                      for m in members)
         config = ChainConfig(
-            chain_id=chain_id, profile=Profile.ANT, suite=CA_SUITE,
+            chain_id=chain_id, profile=Profile.ANT if evm is None else Profile.QUORUM,
+            suite=CA_SUITE,
             consensus=ConsensusKind(consensus), organizations=orgs,
             validators=tuple(ValidatorConfig(n.id, founder.org_id, certs[n.id],
                                              n.p2p_endpoint or "") for n in validators),
             policies=Policies(membership=MembershipPolicy(
                 network.threshold_percentage, Comparator(network.threshold_comparator.value))),
-            limits=BlockLimits())
+            limits=BlockLimits(), evm=evm)
         genesis = write_genesis(self.genesis_path(network.id, channel_id), config,
                                 admin_identity(ca))
         return genesis.hash.hex()
@@ -201,6 +217,16 @@ def member_ca_der(member: Member) -> bytes:
         raise ValueError(f"member {member.id} has no CA")
     return x509.load_pem_x509_certificate(member.ca_certificate_pem.encode("ascii")
                                           ).public_bytes(serialization.Encoding.DER)
+
+
+def rpc_endpoints(network: Network, api_endpoint: str | None) -> tuple[str | None,
+                                                                      str | None]:
+    """The Ethereum JSON-RPC URLs (HTTP, WebSocket) of a node of ``network`` serving its API
+    at ``api_endpoint``: under ``/rpc`` on quorum networks; none on others."""
+    if network.profile is not NetworkProfile.QUORUM or not api_endpoint:
+        return None, None
+    http = api_endpoint.rstrip("/") + RPC_PATH
+    return http, "ws" + http.removeprefix("http")
 
 
 def port_of(endpoint: str) -> int:

@@ -35,6 +35,7 @@ from consortia.control.provision.base import Provisioner
 from consortia.control.provision.kubernetes import KubernetesProvisioner
 from consortia.control.provision.local import LocalProvisioner
 from consortia.control.services.access_keys import AccessKeyService
+from consortia.control.services.accounts import AccountService
 from consortia.control.services.applications import ApplicationService
 from consortia.control.services.audit import AuditService
 from consortia.control.services.authn import AuthService
@@ -96,6 +97,7 @@ class Control:
         self.networks = NetworkService(self)
         self.members = MemberService(self)
         self.nodes = NodeService(self)
+        self.accounts = AccountService(self)
         self.external_nodes = ExternalNodeService(self)
         self.proposals = ProposalService(self)
         self.invitations = InvitationService(self)

@@ -33,6 +33,7 @@ from consortia.control.services.chains import (
     all_nodes_of,
     new_member_ca,
     open_member_ca,
+    rpc_endpoints,
 )
 from consortia.control.services.context import (
     Actor,
@@ -112,11 +113,13 @@ def add_founder(db: Session, control: Control, runtime: ChainRuntime, actor: Act
     placed = runtime.placement.endpoints(db, ids, p2p=not solo)
     at = utcnow()
     for i, (node_id, ends) in enumerate(zip(ids, placed, strict=True)):
+        rpc, ws = rpc_endpoints(network, ends.api)
         db.add(Node(id=node_id, network_id=network.id, member_id=member.id,
                     tenant_id=actor.tenant_id, name=f"validator{i}",
                     node_type=NodeType.VALIDATOR, resource_class=ResourceClass.SMALL,
                     status=NodeStatus.CREATING, provisioner=runtime.placement.provisioner,
-                    api_endpoint=ends.api, p2p_endpoint=ends.p2p,
+                    api_endpoint=ends.api, p2p_endpoint=ends.p2p, rpc_endpoint=rpc,
+                    ws_endpoint=ws,
                     created_at=at + timedelta(microseconds=i)))  # listed in their order
     network.status_reason = f"starting the {validators} validator(s) of its first member"
     db.flush()

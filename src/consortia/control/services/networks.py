@@ -8,9 +8,14 @@ Rules (docs/spec/control-api.md, "Networks"):
   validators started through the provisioner) and the network is AVAILABLE when they all
   are. ``standard`` mode: the network record only (CREATING, "waiting for its first
   member"); the first member, created later, founds the chain;
-- only ``ant`` chains (notary, solo/raft/pbft) exist in this release: ``fabric`` and
-  ``quorum`` are valid profiles that are refused with 422 ``profile_not_available``
-  before anything is written;
+- ``ant`` chains (notary) and ``quorum`` chains (EVM, Ethereum JSON-RPC; ADR 0029) can be
+  built, with solo, raft or pbft; ``fabric`` is a valid profile refused with 422
+  ``profile_not_available`` before anything is written;
+- a quorum network has an EIP-155 chain id (``evm_chain_id``: given, or the lowest one
+  from 1337 up that no network of this control plane ever had) and a block gas limit;
+  chain ids are never reused (409 ``evm_chain_id_taken``), so a transaction signed for one
+  of its chains cannot be replayed on another; EVM settings on another profile are 422
+  ``evm_not_applicable``, out of range 422 ``invalid_evm_config``;
 - a tenant's live networks have distinct names; deleting one takes its name typed back
   (``confirm_name``), stops its nodes, and leaves its rows (DELETED) and files;
 - a network is visible to its operator and to every tenant with a member in it.
@@ -55,16 +60,21 @@ from consortia.control.store.enums import (
     UserRole,
 )
 from consortia.control.store.models import Member, Network, Node, Tenant
-from consortia.types.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from consortia.types.errors import ConfigError, Conflict, Forbidden, InvalidRequest, NotFound
+from consortia.types.evm_config import MAX_EVM_CHAIN_ID, EvmConfig
 
 if TYPE_CHECKING:
     from consortia.control.services.control import Control
 
-AVAILABLE_PROFILES = (Profile.ANT,)
+AVAILABLE_PROFILES = (Profile.ANT, Profile.QUORUM)
 """Profiles whose chains this release can build."""
 DEFAULT_CONSENSUS = {Profile.ANT: Consensus.PBFT, Profile.FABRIC: Consensus.RAFT,
                      Profile.QUORUM: Consensus.RAFT}
 """DESIGN §2: each profile's default consensus."""
+DEFAULT_EVM_CHAIN_ID = 1337
+"""Where the default chain ids start: the one development tools (Hardhat, MetaMask's
+localhost) expect, which the first quorum network of a control plane gets."""
+DEFAULT_GAS_LIMIT = 30_000_000
 WAITING = "waiting for its first member (POST /v1/networks/{id}/members), which founds its chain"
 
 
@@ -86,6 +96,10 @@ class NewNetwork:
     member_name: str | None = None
     """Quick mode: the first member's name (None: the tenant's name)."""
     member_description: str = ""
+    evm_chain_id: int | None = None
+    """Quorum: the EIP-155 chain id (None: the lowest free one from 1337 up)."""
+    evm_gas_limit: int | None = None
+    """Quorum: the block gas limit (None: 30 million)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +150,7 @@ class NetworkService:
                 and spec.threshold_comparator is ThresholdComparator.GREATER_THAN:
             raise InvalidRequest("no vote can be more than 100 %: use GREATER_THAN_OR_EQUAL_TO "
                                  "100 for unanimity", code="invalid_voting_policy")
+        gas_limit = _check_evm(spec)
         consensus = spec.consensus or DEFAULT_CONSENSUS[spec.profile]
         quick = spec.usage_mode is UsageMode.QUICK
         count = founding_validators(consensus, spec.validators) if quick else 0
@@ -160,6 +175,9 @@ class NetworkService:
             if taken is not None:
                 raise Conflict(f"the tenant already has a network named {spec.name!r} "
                                f"({taken})")
+            evm_chain_id = None
+            if spec.profile is Profile.QUORUM:
+                evm_chain_id = _evm_chain_id(db, spec.evm_chain_id)
             network_id = new_id("net")
             network = Network(
                 id=network_id, tenant_id=actor.tenant_id, name=spec.name,
@@ -168,6 +186,7 @@ class NetworkService:
                 threshold_percentage=spec.threshold_percentage,
                 threshold_comparator=spec.threshold_comparator,
                 proposal_duration_hours=spec.proposal_duration_hours,
+                evm_chain_id=evm_chain_id, evm_gas_limit=gas_limit,
                 status=ResourceStatus.CREATING, status_reason=None if quick else WAITING,
                 client_token=client_token, request_sha256=fp if client_token else None)
             try:
@@ -177,7 +196,11 @@ class NetworkService:
                 existing = (None if client_token is None
                             else by_client_token(db, Network, actor.tenant_id, client_token))
                 if existing is None:
-                    raise
+                    if evm_chain_id is None:
+                        raise
+                    raise Conflict(f"EVM chain id {evm_chain_id} was just taken by another "
+                                   "network; retry (or name another)",
+                                   code="evm_chain_id_taken") from None
                 return self._replay(db, actor, existing, fp, client_token or "")
             if runtime is not None:
                 tenant = db.get(Tenant, actor.tenant_id)
@@ -234,6 +257,43 @@ def _first_member(db: Session, actor: Actor, network_id: str) -> Member | None:
                      .order_by(Member.created_at, Member.id).limit(1))
 
 
+def _check_evm(spec: NewNetwork) -> int | None:
+    """The block gas limit a network gets (None: not quorum); 422 for EVM settings on
+    another profile or out of the range the chain accepts."""
+    if spec.profile is not Profile.QUORUM:
+        if spec.evm_chain_id is not None or spec.evm_gas_limit is not None:
+            raise InvalidRequest(f"evm_chain_id and evm_gas_limit apply to quorum networks, "
+                                 f"not {spec.profile.value} ones", code="evm_not_applicable")
+        return None
+    gas_limit = DEFAULT_GAS_LIMIT if spec.evm_gas_limit is None else spec.evm_gas_limit
+    try:
+        chain_id = DEFAULT_EVM_CHAIN_ID if spec.evm_chain_id is None else spec.evm_chain_id
+        EvmConfig(chain_id, gas_limit).validate(set())
+    except ConfigError as exc:
+        raise InvalidRequest(exc.message, code="invalid_evm_config") from None
+    return gas_limit
+
+
+def _evm_chain_id(db: Session, asked: int | None) -> int:
+    """``asked`` if no network of this control plane ever had it (409 otherwise), or the
+    lowest such id from ``DEFAULT_EVM_CHAIN_ID`` up."""
+    used = set(db.scalars(select(Network.evm_chain_id).where(
+        Network.evm_chain_id.is_not(None))))
+    if asked is not None:
+        if asked in used:
+            raise Conflict(f"EVM chain id {asked} belongs to another network of this control "
+                           "plane (chain ids are never reused, so that a transaction signed "
+                           "for one chain cannot be replayed on another)",
+                           code="evm_chain_id_taken")
+        return asked
+    chain_id = DEFAULT_EVM_CHAIN_ID
+    while chain_id in used:
+        chain_id += 1
+    if chain_id > MAX_EVM_CHAIN_ID:  # pragma: no cover - 2**53 networks
+        raise Conflict("no EVM chain id left", code="evm_chain_id_taken")
+    return chain_id
+
+
 def _params(spec: NewNetwork) -> dict[str, object]:
     return {"name": spec.name, "profile": spec.profile.value,
             "usage_mode": spec.usage_mode.value, "description": spec.description,
@@ -241,4 +301,7 @@ def _params(spec: NewNetwork) -> dict[str, object]:
             "threshold_comparator": spec.threshold_comparator.value,
             "proposal_duration_hours": spec.proposal_duration_hours,
             "validators": spec.validators, "member_name": spec.member_name,
-            "member_description": spec.member_description}
+            "member_description": spec.member_description,
+            # only when given: the fingerprints of requests made before they existed hold
+            **{k: v for k, v in (("evm_chain_id", spec.evm_chain_id),
+                                 ("evm_gas_limit", spec.evm_gas_limit)) if v is not None}}

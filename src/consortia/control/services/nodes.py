@@ -47,6 +47,7 @@ from consortia.control.services.chains import (
     GONE,
     admin_identity,
     open_member_ca,
+    rpc_endpoints,
     validator_change,
     validators_of,
     why,
@@ -195,6 +196,7 @@ class NodeService:
                             api_endpoint=ends.api, p2p_endpoint=ends.p2p,
                             client_token=client_token,
                             request_sha256=fp if client_token else None)
+            node.rpc_endpoint, node.ws_endpoint = rpc_endpoints(network, node.api_endpoint)
             try:
                 with db.begin_nested():
                     db.add(node)

@@ -76,9 +76,11 @@ def _target(db: Session, network_id: str, approver_ids: list[str],
 
 
 def _commit(control: Control, target: _Target, build: Callable[[int], SignedTx],
-            what: str, *, done_when: str | None = None) -> None:
+            what: str, *, done_when: str | None = None,
+            refused: str = "org_change_refused") -> None:
     """Build the transaction against the sequence in force, submit it, wait for it.
-    ``done_when``: the chain's refusal code meaning the change is made already."""
+    ``done_when``: the chain's refusal code meaning the change is made already;
+    ``refused``: the code of the ``Conflict`` a refusal raises."""
     gateway = control.runtime.gateway
     try:
         sequence = int(gateway.chain_info(target.api_url)["config"]["sequence"])
@@ -90,7 +92,7 @@ def _commit(control: Control, target: _Target, build: Callable[[int], SignedTx],
             return
         if 400 <= exc.status < 500 and exc.status != 429:
             raise Conflict(f"could not {what}: the chain refused it ({exc.code}: "
-                           f"{exc.message})", code="org_change_refused") from None
+                           f"{exc.message})", code=refused) from None
         raise Unavailable(f"could not {what}: {why(exc)}", code="chain_unavailable") from None
     except CHAIN_ERRORS as exc:
         raise Unavailable(f"could not {what}: {why(exc)}", code="chain_unavailable") from None
@@ -101,7 +103,16 @@ def _commit(control: Control, target: _Target, build: Callable[[int], SignedTx],
                + (f" ({error})" if error else ""))
     if status == "pending":
         raise Unavailable(message, code="chain_unavailable")
-    raise Conflict(message, code="org_change_refused")
+    raise Conflict(message, code=refused)
+
+
+def commit_change(control: Control, chain_id: str, api_url: str, tx: SignedTx, what: str,
+                  *, refused: str) -> None:
+    """Submit a configuration transaction signed already (one that binds no sequence, such
+    as an ``account_update``) to the validator at ``api_url`` and wait for it: ``Conflict``
+    ``refused`` if the chain refuses it, ``Unavailable`` (``chain_unavailable``) if it
+    cannot take it now."""
+    _commit(control, _Target(chain_id, api_url, []), lambda _seq: tx, what, refused=refused)
 
 
 def _admins(control: Control, approvers: list[Member]) -> list[Identity]:

@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from consortia.control.services.chains import validators_of
+from consortia.control.services.chains import rpc_endpoints, validators_of
 from consortia.control.services.context import Actor
 from consortia.control.services.scope import own_member
 from consortia.control.services.voting import tally
@@ -108,6 +108,7 @@ def execute_addition(control: Control, proposal_id: str) -> None:
                         status=NodeStatus.CREATING, provisioner=Provisioner.LOCAL,
                         api_endpoint=f"http://{host}:{ports[0]}",
                         p2p_endpoint=f"{host}:{ports[1]}")
+            node.rpc_endpoint, node.ws_endpoint = rpc_endpoints(network, node.api_endpoint)
             try:
                 with db.begin_nested():
                     db.add(node)

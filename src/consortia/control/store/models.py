@@ -27,6 +27,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Double,
@@ -238,6 +239,12 @@ class Network(Timestamps, Idempotent, Base):
     genesis_hash: Mapped[str | None] = mapped_column(String(64))
     """Lower-case hex hash of the chain's genesis block, once the chain is built: the trust
     anchor proofs are verified against."""
+    evm_chain_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    """``quorum``: the EIP-155 chain id written into genesis (NULL for other profiles).
+    Unique over every network ever made here, deleted ones too, so a transaction signed
+    for one of this control plane's chains can never be replayed on another (ADR 0029)."""
+    evm_gas_limit: Mapped[int | None] = mapped_column(BigInteger)
+    """``quorum``: the block gas limit written into genesis (NULL for other profiles)."""
 
 
 class Member(Timestamps, Idempotent, Base):
@@ -648,7 +655,8 @@ class AuditRecord(Base):
     action: Mapped[str] = mapped_column(String(_NAME))
     """``<resource>.<verb>``, e.g. ``network.create``, ``proposal.vote``."""
     resource_type: Mapped[str] = mapped_column(String(32))
-    resource_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    resource_id: Mapped[str | None] = mapped_column(String(_NAME))
+    """An id, or for ``account.*`` the Ethereum address (42 characters)."""
     request_id: Mapped[str] = mapped_column(String(_NAME))
     result: Mapped[AuditResult] = mapped_column(enum_type(AuditResult, "result"))
     error_code: Mapped[str | None] = mapped_column(String(_NAME))

@@ -29,6 +29,7 @@ import httpx
 
 from consortia import __version__
 from consortia.sdk.auth import SigningAuth
+from consortia.sdk.control._accounts import AccountCalls
 from consortia.sdk.control._applications import ApplicationCalls
 from consortia.sdk.control._ca import CaCalls
 from consortia.sdk.control._channels import ChannelCalls
@@ -97,7 +98,7 @@ def _error(resp: httpx.Response) -> ApiError:
                         status=resp.status_code, request_id=request_id)
 
 
-class ControlClient(CaCalls, ChannelCalls, ApplicationCalls):
+class ControlClient(CaCalls, ChannelCalls, ApplicationCalls, AccountCalls):
     """Synchronous client of one control plane, signing with one access key (its member-CA
     calls: ``CaCalls``, ``_ca.py``; its channel calls: ``ChannelCalls``, ``_channels.py``;
     join codes and applications: ``ApplicationCalls``, ``_applications.py``)."""
@@ -276,17 +277,22 @@ class ControlClient(CaCalls, ChannelCalls, ApplicationCalls):
                        usage_mode: str | None = None, validators: int | None = None,
                        member_name: str | None = None, member_description: str | None = None,
                        voting_policy: dict[str, Any] | None = None,
-                       description: str | None = None,
+                       description: str | None = None, evm_chain_id: int | None = None,
+                       evm_gas_limit: int | None = None,
                        client_token: str | None = None) -> Network:
         """A network (CREATING): in quick mode (default) with the caller's member, whose
-        chain starts at once; ``wait_for_network`` waits until it is AVAILABLE."""
+        chain starts at once; ``wait_for_network`` waits until it is AVAILABLE.
+        ``profile="quorum"``: an Ethereum chain with ``evm_chain_id`` (default: the lowest
+        unused from 1337 up) and ``evm_gas_limit``; members bind accounts with
+        ``bind_account``."""
         member = None
         if member_name is not None:
             member = _params(name=member_name, description=member_description)
         return self._post(Network, "/v1/networks", self._create(
             {"name": name, "profile": profile, "consensus": consensus,
              "usage_mode": usage_mode, "validators": validators, "member": member,
-             "voting_policy": voting_policy, "description": description}, client_token))
+             "voting_policy": voting_policy, "description": description,
+             "evm_chain_id": evm_chain_id, "evm_gas_limit": evm_gas_limit}, client_token))
 
     def list_networks(self, *, status: str | None = None, limit: int | None = None,
                       page_token: str | None = None) -> Page[Network]:

@@ -148,6 +148,10 @@ class Network(Resource):
     updated_at: str
     member: Member | None = None
     """Only in the answer of a quick-mode create: the operator's member."""
+    evm_chain_id: int | None = None
+    """quorum: the EIP-155 chain id its Ethereum transactions are signed for."""
+    evm_gas_limit: int | None = None
+    """quorum: the block gas limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +173,22 @@ class Node(Resource):
     updated_at: str
     channel_id: str | None = None
     """The channel whose own chain it runs (ADR 0017); None: the network's chain."""
+    rpc_url: str | None = None
+    """quorum: its Ethereum JSON-RPC over HTTP (``web3.HTTPProvider(node.rpc_url)``)."""
+    ws_url: str | None = None
+    """quorum: its Ethereum JSON-RPC over WebSocket."""
+
+
+@dataclass(frozen=True, slots=True)
+class Account(Resource):
+    """An Ethereum address a member's organization transacts with on a quorum chain, as
+    the chain's configuration binds it (ADR 0029)."""
+
+    address: str
+    """EIP-55 checksummed."""
+    network_id: str
+    member_id: str
+    org_id: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,5 +53,6 @@ def network_out(row: models.Network) -> dict[str, Any]:
             "consensus": row.consensus, "usage_mode": row.usage_mode,
             "voting_policy": schemas.VotingPolicy.model_validate(row),
             "status": row.status, "status_reason": row.status_reason,
-            "genesis_hash": row.genesis_hash, "created_at": row.created_at,
+            "genesis_hash": row.genesis_hash, "evm_chain_id": row.evm_chain_id,
+            "evm_gas_limit": row.evm_gas_limit, "created_at": row.created_at,
             "updated_at": row.updated_at}

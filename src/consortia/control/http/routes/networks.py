@@ -59,7 +59,8 @@ def create_network(body: schemas.NetworkCreate, p: Principal = Depends(admin),
         threshold_comparator=vp.threshold_comparator,
         proposal_duration_hours=vp.proposal_duration_hours, validators=body.validators,
         member_name=body.member.name if body.member else None,
-        member_description=body.member.description if body.member else ""),
+        member_description=body.member.description if body.member else "",
+        evm_chain_id=body.evm_chain_id, evm_gas_limit=body.evm_gas_limit),
         client_token=body.client_token)
     made = created.item
     return schemas.NetworkCreated(

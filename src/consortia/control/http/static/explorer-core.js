@@ -130,3 +130,22 @@ export async function send({ baseUrl = "", host, op, values = {}, body = "", aut
   res.headers.forEach((v, k) => { outHeaders[k] = v; });
   return { status: res.status, headers: outHeaders, text, json, canonicalRequest };
 }
+
+// What a network or node answer says about reaching its chain, as lines of text above the
+// raw JSON: a network's profile (and EVM chain id on quorum), a quorum node's Ethereum
+// JSON-RPC URL (for web3, ethers, Hardhat, MetaMask). Lists are summarized item by item.
+export function chainSummary(body) {
+  const lines = [];
+  const items = body && Array.isArray(body.items) ? body.items : [body];
+  for (const item of items) {
+    if (!item || typeof item !== "object") continue;
+    if (typeof item.profile === "string" && typeof item.chain_id === "string") {
+      const evm = item.evm_chain_id != null ? `, EVM chain id ${item.evm_chain_id}` : "";
+      lines.push(`network ${item.name}: profile ${item.profile}${evm}`);
+    }
+    if (typeof item.rpc_url === "string") {
+      lines.push(`node ${item.name}: Ethereum JSON-RPC ${item.rpc_url}`);
+    }
+  }
+  return lines;
+}

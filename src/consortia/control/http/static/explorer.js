@@ -2,7 +2,7 @@
 // signed in the browser with an access key (kept in this tab's sessionStorage only) or
 // with the console session. Text from the API is always inserted as text, never as HTML.
 
-import { exampleFor, listOperations, send } from "./explorer-core.js";
+import { chainSummary, exampleFor, listOperations, send } from "./explorer-core.js";
 
 const KEY_STORE = "consortia.explorer.key";
 const CSRF_STORE = "consortia.explorer.csrf";
@@ -41,6 +41,9 @@ function showResult(target, result, error) {
   const rid = result.headers["x-request-id"] || "";
   target.append(el("p", { class: result.status < 400 ? "ok" : "error",
                          text: `HTTP ${result.status}${rid ? `  ·  request id ${rid}` : ""}` }));
+  for (const line of result.json !== null ? chainSummary(result.json) : []) {
+    target.append(el("p", { class: "summary", text: line }));
+  }
   const body = result.json !== null ? JSON.stringify(result.json, null, 2) : result.text;
   target.append(el("pre", { class: "body", text: body || "(empty body)" }));
   if (result.headers["retry-after"]) {
