@@ -10,6 +10,7 @@ to its report.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -246,6 +247,37 @@ class NodeProcess:
         finally:
             if self in ACTIVE:
                 ACTIVE.remove(self)
+
+
+class ClusterProcesses:
+    """The node processes of a multi-node network, by node id: started from their
+    node.toml in the foreground of the test (logs ``<root>/<id>.log``), SIGKILLed one by
+    one (``kill``) or all at the end (``close``) — crashes, not clean stops."""
+
+    def __init__(self, net: LocalNetwork, root: Path, *, start_timeout: float = 60) -> None:
+        self.net = net
+        self.root = root
+        self.start_timeout = start_timeout
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, node_id: str) -> None:
+        node = self.net.node(node_id)
+        with (self.root / f"{node_id}.log").open("ab") as log:
+            self.procs[node_id] = subprocess.Popen(
+                [sys.executable, "-m", "consortia.node", "--config", str(node.config)],
+                stdout=log, stderr=subprocess.STDOUT, env=subprocess_env())
+        wait_until(lambda: healthy(node.api), self.start_timeout, f"{node_id} to answer")
+
+    def kill(self, node_id: str) -> None:
+        proc = self.procs.pop(node_id)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=15)
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=15)
 
 
 def configure_node(net: LocalNetwork, **sections: dict[str, Any]) -> None:

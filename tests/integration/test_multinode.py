@@ -8,12 +8,8 @@ same chain; proofs verify offline with the genesis file alone.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,51 +29,30 @@ from consortia.sdk import (
 )
 from consortia.types.config import BlockLimits, ConsensusKind
 from tests.integration.helpers import (
+    ClusterProcesses,
     describe,
     free_port_block,
-    healthy,
     run_cli,
-    subprocess_env,
     wait_until,
 )
 
 pytestmark = pytest.mark.integration
 
 
-class Cluster:
+class Cluster(ClusterProcesses):
     def __init__(self, root: Path, consensus: ConsensusKind, n: int) -> None:
         # One block of 2n free ports: the API ports first, then the p2p ports.
         base = free_port_block(2 * n)
-        self.net = init_network(root, chain_id=f"multi-{consensus}", orgs=["org1", "org2"],
-                                port=base, p2p_port=base + n,
-                                consensus=consensus, validators=n,
-                                limits=BlockLimits(batch_timeout_ms=50))
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.root = root
+        super().__init__(init_network(root, chain_id=f"multi-{consensus}",
+                                      orgs=["org1", "org2"], port=base, p2p_port=base + n,
+                                      consensus=consensus, validators=n,
+                                      limits=BlockLimits(batch_timeout_ms=50)),
+                         root, start_timeout=45)
         # Validators keep only 4 committed blocks for peers that lag: one that was down
         # longer catches up from its peers' ledgers (raft snapshot, pbft ledger reads).
         for node in self.net.nodes():
             with node.config.open("a") as f:
                 f.write("\n[consensus]\nretain_blocks = 4\n")
-
-    def start(self, node_id: str) -> None:
-        node = self.net.node(node_id)
-        log = (self.root / f"{node_id}.log").open("ab")
-        self.procs[node_id] = subprocess.Popen(
-            [sys.executable, "-m", "consortia.node", "--config", str(node.config)],
-            stdout=log, stderr=subprocess.STDOUT, env=subprocess_env())
-        wait_until(lambda: healthy(node.api), 45, f"{node_id} to answer")
-
-    def kill(self, node_id: str) -> None:
-        proc = self.procs.pop(node_id)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=15)
-
-    def close(self) -> None:
-        for proc in self.procs.values():
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=15)
 
     def ids(self) -> list[str]:
         return [n.id for n in self.net.nodes()]

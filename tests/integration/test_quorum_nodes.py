@@ -9,10 +9,6 @@ killed and restarted catches up to the same chain.
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,13 +19,11 @@ from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
 
 from consortia.ledger.store import LedgerStore
-from consortia.sdk import LocalNetwork
 from consortia.types.config import BlockLimits
 from tests.integration.helpers import (
+    ClusterProcesses,
     free_port_block,
-    healthy,
     post_envelope,
-    subprocess_env,
     wait_until,
 )
 from tests.quorum_helpers import ADDR, quorum_network, sign
@@ -40,37 +34,17 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TRANSFER = selector("transfer(address,uint256)")
 
 
-class QuorumCluster:
+class QuorumCluster(ClusterProcesses):
     def __init__(self, root: Path, n: int = 4) -> None:
         base = free_port_block(2 * n + 1)
-        self.net: LocalNetwork = quorum_network(
+        net = quorum_network(
             root, chain_id="quorum-multi", port=base, p2p_port=base + n, consensus="pbft",
             validators=n, limits=BlockLimits(batch_timeout_ms=50))
-        self.net.add_peer("peer0", "org2", api_port=base + 2 * n)
-        self.root = root
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, node_id: str) -> None:
-        node = self.net.node(node_id)
-        log = (self.root / f"{node_id}.log").open("ab")
-        self.procs[node_id] = subprocess.Popen(
-            [sys.executable, "-m", "consortia.node", "--config", str(node.config)],
-            stdout=log, stderr=subprocess.STDOUT, env=subprocess_env())
-        wait_until(lambda: healthy(node.api), 60, f"{node_id} to answer")
-
-    def kill(self, node_id: str) -> None:
-        proc = self.procs.pop(node_id)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=15)
+        net.add_peer("peer0", "org2", api_port=base + 2 * n)
+        super().__init__(net, root)
 
     def http(self, node_id: str) -> httpx.Client:
         return httpx.Client(base_url=self.net.node(node_id).api, timeout=30)
-
-    def close(self) -> None:
-        for proc in self.procs.values():
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=15)
 
 
 @pytest.fixture

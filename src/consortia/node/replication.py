@@ -73,10 +73,10 @@ QUORUM_TIMEOUT_MS = 2_000
 """The view-change (pbft) and election (raft) timeout of quorum chains unless
 ``[consensus] timeout_ms`` says otherwise. The protocols' defaults (300 ms) assume blocks
 that validate in a fraction of that; an EVM block of 30 M gas (about 580 ERC-20
-transfers) takes about a second to execute on a validator sharing two cores with three
-others, and every validator re-executes it before voting. With 300 ms (doubling to
-1.2 s) the view changed before any full block could commit — a livelock found by
-``bench/evm.py --launch consortia-4``. GoQuorum's QBFT waits 10 s by default."""
+transfers) needs about 0.9 s of a whole core (656 transfers/s, ``bench/evm_engine.py``),
+more on validators sharing two cores, and every validator re-executes it before voting.
+With 300 ms (doubling to 1.2 s) the view changed before any full block could commit —
+a livelock found by ``bench/evm.py --launch consortia-4``. GoQuorum's QBFT waits 10 s by default."""
 
 
 def timeouts(config: ChainConfig, timeout_ms: int | None) -> dict[str, Any]:

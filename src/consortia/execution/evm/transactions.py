@@ -32,7 +32,8 @@ from consortia.execution.evm.errors import EvmTxError
 MAX_TX_BYTES = 128 * 1024
 LEGACY, ACCESS_LIST, DYNAMIC_FEE = 0, 1, 2
 SUPPORTED_TYPES = (LEGACY, ACCESS_LIST, DYNAMIC_FEE)
-_SIGNATURE_FIELD = re.compile(r"Transaction\.(r|s|v|y_parity)\b")
+_SIGNATURE_FIELD = re.compile(r"Transaction\.(r|s|v|y_parity)\b|Bad Signature|Invalid Signature")
+"""py-evm's words for a signature it refuses: a field out of range, or no key that signed."""
 DECODED_CACHE = 8192
 """Decoded transactions kept by raw bytes: a node decodes a transaction at admission,
 again when it executes the block (replicas), and again each time a client reads the block
@@ -122,8 +123,7 @@ def _decode(raw: bytes, chain_id: int) -> EthTx:
     try:
         tx.validate()  # fields, s above n/2 (EIP-2 malleability), the signature verified
     except ValidationError as exc:
-        code = "invalid_sender" if _SIGNATURE_FIELD.search(str(exc)) or "ignature" in str(
-            exc) else "malformed"
+        code = "invalid_sender" if _SIGNATURE_FIELD.search(str(exc)) else "malformed"
         raise EvmTxError(code, str(exc)[:200]) from exc
     to = bytes(tx.to) if tx.to else None
     return EthTx(
